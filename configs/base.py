@@ -1,0 +1,235 @@
+"""Strict YAML <-> dataclass loading shared by every config in the project.
+
+Every configuration is a (possibly nested) dataclass. Loading is strict:
+unknown keys, wrong types and failed validation raise `ConfigError` naming the
+dotted key, before any work starts. `--set key.sub=value` style overrides are
+applied with `apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, Dict, Iterable, Mapping, Optional, Type, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+  """A configuration value or key is invalid; the message names it."""
+
+
+def _type_name(tp) -> str:
+  return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+  """Converts a YAML value to the annotated type `tp`, strictly."""
+  origin = typing.get_origin(tp)
+  args = typing.get_args(tp)
+  if tp is Any:
+    return value
+  if origin in (typing.Union, types.UnionType):
+    if value is None and type(None) in args:
+      return None
+    errors = []
+    for arg in args:
+      if arg is type(None):
+        continue
+      try:
+        return _coerce(value, arg, key)
+      except ConfigError as e:
+        errors.append(str(e))
+    raise ConfigError(f"{key}: value {value!r} matches none of {tp}: {errors}")
+  if typing.get_origin(tp) is typing.Literal:
+    if value not in args:
+      raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
+    return value
+  if dataclasses.is_dataclass(tp):
+    if isinstance(value, tp):
+      return value
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{key}: expected a mapping for {_type_name(tp)}, got {value!r}")
+    return from_dict(tp, value, prefix=key)
+  if origin in (list, tuple, typing.List, typing.Tuple) or tp in (list, tuple):
+    if isinstance(value, str) or not isinstance(value, Iterable):
+      raise ConfigError(f"{key}: expected a list, got {value!r}")
+    items = list(value)
+    if origin in (tuple, typing.Tuple) and args and not (len(args) == 2 and args[1] is Ellipsis):
+      if len(items) != len(args):
+        raise ConfigError(f"{key}: expected {len(args)} values, got {len(items)}")
+      return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(items, args)))
+    item_tp = args[0] if args else Any
+    out = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(items)]
+    return tuple(out) if (origin in (tuple, typing.Tuple) or tp is tuple) else out
+  if origin in (dict, typing.Dict) or tp is dict:
+    if not isinstance(value, Mapping):
+      raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+    vt = args[1] if args else Any
+    return {str(k): _coerce(v, vt, f"{key}.{k}") for k, v in value.items()}
+  if tp is bool:
+    if isinstance(value, bool):
+      return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+      return value.lower() in ("true", "yes", "1")
+    raise ConfigError(f"{key}: expected true/false, got {value!r}")
+  if tp is int:
+    if isinstance(value, bool):
+      raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+      return value
+    if isinstance(value, float) and value.is_integer():
+      return int(value)
+    if isinstance(value, str):
+      try:
+        return int(value)
+      except ValueError:
+        pass
+    raise ConfigError(f"{key}: expected an integer, got {value!r}")
+  if tp is float:
+    if isinstance(value, bool):
+      raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+      return float(value)
+    if isinstance(value, str):
+      try:
+        return float(value)
+      except ValueError:
+        pass
+    raise ConfigError(f"{key}: expected a number, got {value!r}")
+  if tp is str:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+      return str(value)
+    raise ConfigError(f"{key}: expected a string, got {value!r}")
+  return value
+
+
+def from_dict(cls: Type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+  """Builds dataclass `cls` from a mapping; unknown keys are an error."""
+  if data is None:
+    data = {}
+  if not isinstance(data, Mapping):
+    raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {data!r}")
+  hints = typing.get_type_hints(cls)
+  fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+  unknown = sorted(set(data) - set(fields))
+  if unknown:
+    where = f" under '{prefix}'" if prefix else ""
+    raise ConfigError(
+        f"unknown config key(s){where}: {', '.join(unknown)}; "
+        f"known keys: {', '.join(sorted(fields))}")
+  kwargs = {}
+  for name, value in data.items():
+    key = f"{prefix}.{name}" if prefix else name
+    kwargs[name] = _coerce(value, hints[name], key)
+  obj = cls(**kwargs)
+  return obj
+
+
+def to_dict(cfg: Any) -> Dict[str, Any]:
+  """Plain dict (lists for tuples) suitable for YAML dumping."""
+  def convert(v):
+    if dataclasses.is_dataclass(v):
+      return {f.name: convert(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, (list, tuple)):
+      return [convert(x) for x in v]
+    if isinstance(v, dict):
+      return {k: convert(x) for k, x in v.items()}
+    return v
+  return convert(cfg)
+
+
+def validate(cfg: Any, prefix: str = "") -> None:
+  """Runs `validate()` on every nested dataclass that defines it (children first)."""
+  for f in dataclasses.fields(cfg):
+    v = getattr(cfg, f.name)
+    key = f"{prefix}.{f.name}" if prefix else f.name
+    if dataclasses.is_dataclass(v):
+      validate(v, key)
+    elif isinstance(v, (list, tuple)):
+      for i, item in enumerate(v):
+        if dataclasses.is_dataclass(item):
+          validate(item, f"{key}[{i}]")
+  check = getattr(cfg, "validate", None)
+  if callable(check):
+    try:
+      check()
+    except ConfigError as e:
+      raise ConfigError(f"{prefix}: {e}" if prefix else str(e)) from None
+
+
+def require(condition: bool, message: str) -> None:
+  """Raises ConfigError(message) unless condition holds (for validate())."""
+  if not condition:
+    raise ConfigError(message)
+
+
+def parse_override(text: str):
+  """'a.b=3' -> ('a.b', 3) with the value parsed as YAML."""
+  if "=" not in text:
+    raise ConfigError(f"override {text!r} must look like key.sub=value")
+  key, raw = text.split("=", 1)
+  key = key.strip()
+  if not key:
+    raise ConfigError(f"override {text!r} has an empty key")
+  try:
+    value = yaml.safe_load(raw) if raw.strip() else ""
+  except yaml.YAMLError:
+    value = raw
+  return key, value
+
+
+def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, Any]:
+  """Applies dotted `key=value` overrides to a raw config dict (before from_dict)."""
+  for text in overrides or ():
+    key, value = parse_override(text)
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+      child = node.get(part)
+      if child is None:
+        child = node[part] = {}
+      if not isinstance(child, dict):
+        raise ConfigError(f"override {text!r}: '{part}' is not a section")
+      node = child
+    node[parts[-1]] = value
+  return data
+
+
+def load_yaml(path: str) -> Dict[str, Any]:
+  if not os.path.exists(path):
+    raise ConfigError(f"config file not found: {path}")
+  with open(path) as f:
+    try:
+      data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+      raise ConfigError(f"{path}: not valid YAML: {e}") from None
+  if not isinstance(data, dict):
+    raise ConfigError(f"{path}: top level must be a mapping")
+  return data
+
+
+def load(cls: Type[T], path: Optional[str] = None, overrides: Iterable[str] = (),
+         data: Optional[Mapping[str, Any]] = None) -> T:
+  """Loads, overrides, builds and validates a config. Errors name the key."""
+  raw = dict(data or {})
+  if path:
+    raw = load_yaml(path)
+  raw = apply_overrides(raw, overrides)
+  try:
+    cfg = from_dict(cls, raw)
+  except ConfigError as e:
+    raise ConfigError(f"{path or cls.__name__}: {e}") from None
+  validate(cfg)
+  return cfg
+
+
+def save(cfg: Any, path: str) -> None:
+  """Writes the resolved config as YAML (saved beside every model)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    yaml.safe_dump(to_dict(cfg), f, sort_keys=False)

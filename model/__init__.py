@@ -1,0 +1,1 @@
+"""Models (Re3, the RL agent), their geometry, tracking and export."""

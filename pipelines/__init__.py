@@ -1,0 +1,1 @@
+"""Apache Beam jobs that turn tracking datasets into sharded TFRecords."""

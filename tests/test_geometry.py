@@ -1,0 +1,102 @@
+"""Box conversions, IoU and the Re3 crop geometry (NumPy and TF twins)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model import geometry as g
+
+
+def test_xywh_xyxy_round_trip():
+  b = np.array([[10.0, 20.0, 30.0, 40.0], [0.5, 1.5, 2.0, 3.0]])
+  xyxy = g.xywh_to_xyxy(b)
+  np.testing.assert_allclose(xyxy, [[10, 20, 40, 60], [0.5, 1.5, 2.5, 4.5]])
+  np.testing.assert_allclose(g.xyxy_to_xywh(xyxy), b)
+  np.testing.assert_allclose(g.xywh_to_xyxy_tf(b).numpy(), xyxy)
+  np.testing.assert_allclose(g.xyxy_to_xywh_tf(xyxy).numpy(), b)
+
+
+def test_polygon_bounds():
+  poly = [3, 1, 9, 2, 8, 7, 2, 6]
+  np.testing.assert_allclose(g.polygon_to_xyxy(poly), [2, 1, 9, 7])
+
+
+def test_iou_known_cases():
+  a = np.array([0, 0, 10, 10.0])
+  assert g.iou_xyxy(a, a) == pytest.approx(1.0)
+  assert g.iou_xyxy(a, [5, 0, 15, 10]) == pytest.approx(50 / 150)
+  assert g.iou_xyxy(a, [20, 20, 30, 30]) == 0.0
+  assert g.iou_xyxy([0, 0, 0, 0], [0, 0, 0, 0]) == 0.0
+  assert g.iou_xywh([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(1 / 3)
+  assert g.center_error_xyxy(a, [3, 4, 13, 14]) == pytest.approx(5.0)
+
+
+def test_numpy_and_tf_metrics_agree():
+  rng = np.random.default_rng(0)
+  xy = rng.uniform(0, 100, (50, 2))
+  a = np.concatenate([xy, xy + rng.uniform(1, 50, (50, 2))], -1)
+  xy = rng.uniform(0, 100, (50, 2))
+  b = np.concatenate([xy, xy + rng.uniform(1, 50, (50, 2))], -1)
+  np.testing.assert_allclose(g.iou_xyxy_tf(a, b).numpy(), g.iou_xyxy(a, b), atol=1e-9)
+  np.testing.assert_allclose(g.center_error_xyxy_tf(a, b).numpy(), g.center_error_xyxy(a, b))
+  np.testing.assert_allclose(g.crop_window_xyxy_tf(a).numpy(), g.crop_window_xyxy(a))
+  w = g.crop_window_xyxy(b)
+  np.testing.assert_allclose(g.box_to_label_tf(a, w).numpy(), g.box_to_label(a, w))
+  np.testing.assert_allclose(g.label_to_box_tf(g.box_to_label(a, w), w).numpy(), a)
+
+
+def test_crop_window_is_twice_the_box_and_not_square():
+  w = g.crop_window_xyxy([10, 20, 30, 60])  # 20 x 40 box centered (20, 40)
+  np.testing.assert_allclose(w, [0, 0, 40, 80])
+
+
+def test_still_target_label_and_inverse():
+  box = np.array([100.0, 50.0, 140.0, 70.0])
+  window = g.crop_window_xyxy(box)
+  np.testing.assert_allclose(g.box_to_label(box, window), [2.5, 2.5, 7.5, 7.5])
+  moved = box + [10, 5, 10, 5]
+  label = g.box_to_label(moved, window)
+  np.testing.assert_allclose(label, [2.5 + 10 / 80 * 10, 2.5 + 5 / 40 * 10,
+                                     7.5 + 10 / 80 * 10, 7.5 + 5 / 40 * 10])
+  np.testing.assert_allclose(g.label_to_box(label, window), moved)
+
+
+def _smooth_image(h, w):
+  yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+  img = np.stack([127 + 120 * np.sin(xx / 17.0), 127 + 120 * np.cos(yy / 23.0),
+                  (xx + yy) / (h + w) * 255], axis=-1)
+  return img.clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("box", [
+    [60.0, 40.0, 120.0, 100.0],     # inside
+    [-20.0, -10.0, 40.0, 50.0],     # window hangs off the top-left
+    [250.0, 180.0, 330.0, 235.0],   # window hangs off the bottom-right
+    [100.0, 100.0, 103.0, 180.0],   # thin and tall: the window is not square
+])
+def test_in_graph_crop_matches_reference(box):
+  img = _smooth_image(240, 320)
+  window = g.crop_window_xyxy(box)
+  ref = g.crop_reference(img, window).astype(np.float64)
+  got = g.crop_tf(img[None], window[None].astype(np.float32))[0].numpy()
+  assert got.shape == (227, 227, 3)
+  # zero region outside the image is the same (up to a pixel row of rounding)
+  outside_ref = ref.sum(-1) == 0
+  outside_got = got.sum(-1) == 0
+  assert np.mean(outside_ref != outside_got) < 0.02
+  both = ~outside_ref & ~outside_got
+  assert np.mean(np.abs(ref[both] - got[both])) < 3.0
+
+
+def test_crop_indices_cut_many_windows_from_one_image():
+  img = _smooth_image(100, 100)
+  windows = np.array([[0, 0, 50, 50], [50, 50, 100, 100]], np.float32)
+  crops = g.crop_tf(img[None], windows, box_indices=[0, 0], size=50).numpy()
+  np.testing.assert_allclose(crops[0], img[:50, :50], atol=1e-3)
+  np.testing.assert_allclose(crops[1], img[50:, 50:], atol=1e-3)
+
+
+def test_box_validity():
+  ok = g.box_is_valid_xyxy([[0, 0, 1, 1], [5, 5, 5, 9], [np.nan, 0, 1, 1], [200, 0, 300, 10]],
+                           height=100, width=100)
+  assert ok.tolist() == [True, False, False, False]

@@ -1,0 +1,1 @@
+"""Training (tf.distribute) and evaluation entry points."""
