@@ -1,0 +1,59 @@
+"""Tiny filesystem layer: plain `os` for local paths, tf.io.gfile for URLs.
+
+The readers are used on a laptop (local paths, no TF import needed) and on
+Beam workers pointed at gs:// or hdfs:// roots; both go through here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+
+def _remote(path: str) -> bool:
+  return "://" in str(path)
+
+
+def _gfile():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.io.gfile
+
+
+def exists(path: str) -> bool:
+  return _gfile().exists(path) if _remote(path) else os.path.exists(path)
+
+
+def isdir(path: str) -> bool:
+  return _gfile().isdir(path) if _remote(path) else os.path.isdir(path)
+
+
+def isfile(path: str) -> bool:
+  if _remote(path):
+    g = _gfile()
+    return g.exists(path) and not g.isdir(path)
+  return os.path.isfile(path)
+
+
+def listdir(path: str) -> List[str]:
+  """Sorted entry names (no trailing slashes)."""
+  if _remote(path):
+    names = [n.rstrip("/") for n in _gfile().listdir(path)]
+  else:
+    names = os.listdir(path)
+  return sorted(names)
+
+
+def join(*parts: str) -> str:
+  return os.path.join(*parts)
+
+
+def read_bytes(path: str) -> bytes:
+  if _remote(path):
+    with _gfile().GFile(path, "rb") as f:
+      return f.read()
+  with open(path, "rb") as f:
+    return f.read()
+
+
+def read_text(path: str) -> str:
+  return read_bytes(path).decode("utf-8", errors="replace")
