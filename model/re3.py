@@ -1,0 +1,295 @@
+"""The Re3 network: CaffeNet tower with skips, fc6, two peephole LSTMs, box head.
+
+    prev crop ─┐                         ┌─> LSTM1 ─┐
+               ├─ shared tower ─ concat ─ fc6 ─┤          ├─> LSTM2 ─> linear 4
+    curr crop ─┘  (+ skips)                └──────────┘
+
+Interface (agreed with training and tracking; see configs.model.Re3ModelConfig
+for the sizes):
+
+  net = build_re3(cfg)
+  state = net.zero_state(batch)                      # (h1, c1, h2, c2), [B, units]
+  labels, state = net.step(prev, curr, state)        # crops [B, S, S, 3] -> [B, 4]
+  labels, state = net.unroll(prev, curr, state)      # crops [B, T, S, S, 3] -> [B, T, 4]
+  labels = net((prev, curr))                         # unroll from the zero state
+
+Crops are RGB, 0..255, uint8 or float32; the model subtracts the mean itself.
+Labels are the Re3 convention of model.geometry (target x1, y1, x2, y2 in the
+crop window, in [0, 1] of the window, times 10).
+
+Speed (tracking is the hot path): `step` runs the tower once on the 2B stacked
+crops (prev and curr together), `unroll` once on all 2·B·T crops and does the
+LSTM input matmuls for all steps at once, leaving only the recurrent matmuls in
+the time loop. Both are plain TensorFlow code: wrap them in `tf.function`
+(with an input_signature for export) for speed; eager calls pay Python
+overhead per op.
+
+Per-crop features are flatten(skip1(norm1)) ++ flatten(skip2(norm2)) ++
+flatten(skip3(conv5)) ++ flatten(pool5), flattened in NHWC order; the pair
+feature is prev ++ curr (37,104 + 37,104 = 74,208 with the paper sizes).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple, Union
+
+import tensorflow as tf
+import tf_keras as keras
+
+from configs import base
+from configs.model import Re3ModelConfig
+from model.layers import PACKAGE, LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
+
+State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
+
+
+def _as_config(config) -> Re3ModelConfig:
+  if isinstance(config, Re3ModelConfig):
+    cfg = config
+  else:
+    cfg = base.from_dict(Re3ModelConfig, dict(config), prefix="model")
+  base.validate(cfg)
+  return cfg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Re3Net(keras.Model):
+  """Re3 recurrent regression tracker (Gordon et al., RA-L 2018)."""
+
+  def __init__(self, config: Union[Re3ModelConfig, dict, None] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.cfg = _as_config(config if config is not None else Re3ModelConfig())
+    cfg = self.cfg
+    reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
+    init = "he_normal"  # MSRA, as the paper initialises its new layers
+    f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
+
+    def conv(i, stride, padding):
+      return keras.layers.Conv2D(
+          f[i], k[i], strides=stride, padding=padding, groups=g[i], activation="relu",
+          kernel_initializer=init, kernel_regularizer=reg, name=f"conv{i + 1}")
+
+    def pool(name):
+      return keras.layers.MaxPool2D(cfg.pool_size, cfg.pool_stride, padding="valid", name=name)
+
+    def lrn(name):
+      return LocalResponseNorm(cfg.lrn_depth_radius, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_bias, name=name)
+
+    self.mean_subtract = MeanSubtract(cfg.mean_rgb, name="mean_subtract")
+    self.conv1 = conv(0, cfg.conv1_stride, "valid")
+    self.pool1 = pool("pool1")
+    self.norm1 = lrn("norm1")
+    self.conv2 = conv(1, 1, "same")
+    self.pool2 = pool("pool2")
+    self.norm2 = lrn("norm2")
+    self.conv3 = conv(2, 1, "same")
+    self.conv4 = conv(3, 1, "same")
+    self.conv5 = conv(4, 1, "same")
+    self.pool5 = pool("pool5")
+    self.skip_convs = []
+    self.skip_prelus = []
+    for n, (src, ch) in enumerate(zip(("norm1", "norm2", "conv5"), cfg.skip_filters), start=1):
+      self.skip_convs.append(keras.layers.Conv2D(
+          ch, 1, kernel_initializer=init, kernel_regularizer=reg, name=f"skip{n}_conv"))
+      self.skip_prelus.append(keras.layers.PReLU(
+          alpha_initializer=keras.initializers.Constant(cfg.prelu_init), shared_axes=[1, 2],
+          name=f"skip{n}_prelu"))
+    self.fc6 = keras.layers.Dense(cfg.fc6_units, activation="relu", kernel_initializer=init,
+                                  kernel_regularizer=reg, name="fc6")
+    self.lstm1 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
+                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm1")
+    self.lstm2 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
+                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm2")
+    self.head = keras.layers.Dense(cfg.output_units, kernel_initializer=init,
+                                   kernel_regularizer=reg, name="fc_output")
+
+  # ---------------------------------------------------------------- building
+
+  def build(self, input_shape=None):
+    """Creates every weight from the config's shapes (no forward pass)."""
+    if self.built:
+      return
+    cfg = self.cfg
+    sh = cfg.tower_shapes()
+    s = cfg.crop_size
+    self.conv1.build((None, s, s, 3))
+    self.conv2.build((None,) + sh["norm1"])
+    self.conv3.build((None,) + sh["norm2"])
+    self.conv4.build((None,) + sh["conv3"])
+    self.conv5.build((None,) + sh["conv4"])
+    for conv, prelu, src, ch in zip(self.skip_convs, self.skip_prelus, ("norm1", "norm2", "conv5"),
+                                    cfg.skip_filters):
+      conv.build((None,) + sh[src])
+      prelu.build((None,) + sh[src][:2] + (ch,))
+    for layer in (self.mean_subtract, self.pool1, self.norm1, self.pool2, self.norm2, self.pool5):
+      layer.built = True
+    self.fc6.build((None, 2 * cfg.features_per_crop()))
+    self.lstm1.build((None, cfg.fc6_units))
+    self.lstm2.build((None, cfg.fc6_units + cfg.lstm_units))
+    self.head.build((None, cfg.lstm_units))
+    self.built = True
+
+  def build_from_config(self, config):
+    self.build()
+
+  def get_build_config(self):
+    return {"input_shape": None}
+
+  def get_config(self):
+    return {"config": base.to_dict(self.cfg), "name": self.name, "trainable": self.trainable}
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    net = cls(**config)
+    net.build()
+    return net
+
+  # ---------------------------------------------------------------- tower
+
+  def tower_endpoints(self, crops, training: bool = False) -> Dict[str, tf.Tensor]:
+    """Every CaffeNet endpoint for crops [N, S, S, 3] (0..255 RGB)."""
+    x = self.mean_subtract(crops)
+    out = {"input": x}
+    out["conv1"] = x = self.conv1(x)
+    out["pool1"] = x = self.pool1(x)
+    out["norm1"] = x = self.norm1(x)
+    out["conv2"] = x = self.conv2(x)
+    out["pool2"] = x = self.pool2(x)
+    out["norm2"] = x = self.norm2(x)
+    out["conv3"] = x = self.conv3(x)
+    out["conv4"] = x = self.conv4(x)
+    out["conv5"] = x = self.conv5(x)
+    out["pool5"] = self.pool5(x)
+    return out
+
+  def crop_features(self, crops, training: bool = False) -> tf.Tensor:
+    """Skip + pool5 features of crops [N, S, S, 3] -> [N, features_per_crop]."""
+    ends = self.tower_endpoints(crops, training)
+    n = tf.shape(crops)[0]
+    parts = []
+    for conv, prelu, src in zip(self.skip_convs, self.skip_prelus, ("norm1", "norm2", "conv5")):
+      parts.append(tf.reshape(prelu(conv(ends[src])), [n, -1]))
+    parts.append(tf.reshape(ends["pool5"], [n, -1]))
+    return tf.concat(parts, axis=1)
+
+  def embed(self, prev_crops, curr_crops, training: bool = False) -> tf.Tensor:
+    """fc6 features of crop pairs [N, S, S, 3] x 2 -> [N, fc6_units].
+
+    Both crops go through the tower in one call (batch 2N): one set of big
+    convolutions instead of two.
+    """
+    if prev_crops.dtype != curr_crops.dtype:
+      prev_crops = tf.cast(prev_crops, tf.float32)
+      curr_crops = tf.cast(curr_crops, tf.float32)
+    n = tf.shape(prev_crops)[0]
+    feats = self.crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
+    pair = tf.concat([feats[:n], feats[n:]], axis=1)
+    return self.fc6(pair)
+
+  # ---------------------------------------------------------------- recurrence
+
+  def zero_state(self, batch_size) -> State:
+    """All-zero LSTM state (h1, c1, h2, c2), each float32 [batch_size, lstm_units]."""
+    z = tf.zeros([batch_size, self.cfg.lstm_units], tf.float32)
+    return (z, z, z, z)
+
+  def _lstm2_input_kernels(self):
+    k = self.lstm2.kernel
+    n = self.cfg.fc6_units
+    return k[:n], k[n:]
+
+  def step(self, prev_crops, curr_crops, state: State, training: bool = False):
+    """One tracking step: crops [B, S, S, 3] and state -> (labels [B, 4], new state)."""
+    prev_crops = tf.convert_to_tensor(prev_crops)
+    curr_crops = tf.convert_to_tensor(curr_crops)
+    h1, c1, h2, c2 = state
+    e = self.embed(prev_crops, curr_crops, training)
+    y1, (h1, c1) = self.lstm1(e, [h1, c1])
+    y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
+    return self.head(y2), (h1, c1, h2, c2)
+
+  def unroll(self, prev_crops, curr_crops, initial_state: Optional[State] = None,
+             training: bool = False):
+    """T steps: crops [B, T, S, S, 3] -> (labels [B, T, 4], final state).
+
+    Equals T calls of `step` (up to float rounding): the tower and fc6 run
+    once on all crops, the LSTM input matmuls once on all steps.
+    """
+    prev_crops = tf.convert_to_tensor(prev_crops)
+    curr_crops = tf.convert_to_tensor(curr_crops)
+    shape = tf.shape(prev_crops)
+    b, t = shape[0], shape[1]
+    s = self.cfg.crop_size
+    flat_prev = tf.reshape(prev_crops, [-1, s, s, 3])
+    flat_curr = tf.reshape(curr_crops, [-1, s, s, 3])
+    e = self.embed(flat_prev, flat_curr, training)                     # [B*T, fc6]
+    k2e, k2h = self._lstm2_input_kernels()
+    xp1 = tf.reshape(self.lstm1.project_inputs(e), [b, t, -1])          # [B, T, 4u]
+    xp2 = tf.reshape(tf.matmul(e, k2e) + self.lstm2.bias, [b, t, -1])   # [B, T, 4u]
+    if initial_state is None:
+      initial_state = self.zero_state(b)
+    h1, c1, h2, c2 = initial_state
+
+    def body(i, h1, c1, h2, c2):
+      y1, (h1, c1) = self.lstm1.step_projected(xp1[:, i], [h1, c1])
+      y2, (h2, c2) = self.lstm2.step_projected(xp2[:, i] + tf.matmul(y1, k2h), [h2, c2])
+      return y2, (h1, c1, h2, c2)
+
+    static_t = prev_crops.shape[1]
+    if static_t is not None:
+      outputs = []
+      for i in range(static_t):
+        y2, (h1, c1, h2, c2) = body(i, h1, c1, h2, c2)
+        outputs.append(y2)
+      ys = tf.stack(outputs, axis=1)                                    # [B, T, u]
+    else:
+      ta = tf.TensorArray(tf.float32, size=t)
+
+      def loop(i, ta, h1, c1, h2, c2):
+        y2, (h1, c1, h2, c2) = body(i, h1, c1, h2, c2)
+        return i + 1, ta.write(i, y2), h1, c1, h2, c2
+
+      _, ta, h1, c1, h2, c2 = tf.while_loop(
+          lambda i, *_: i < t, loop, (tf.constant(0), ta, h1, c1, h2, c2))
+      ys = tf.transpose(ta.stack(), [1, 0, 2])
+    labels = self.head(ys)
+    return labels, (h1, c1, h2, c2)
+
+  def call(self, inputs, training=False):
+    """(prev [B, T, S, S, 3], curr [B, T, S, S, 3]) -> labels [B, T, 4] from the zero state."""
+    prev_crops, curr_crops = inputs
+    labels, _ = self.unroll(prev_crops, curr_crops, None, training=training)
+    return labels
+
+
+def build_re3(cfg: Union[Re3ModelConfig, dict, None] = None, name: str = "re3") -> Re3Net:
+  """A Re3Net with every weight created (fresh initialisation)."""
+  net = Re3Net(cfg if cfg is not None else Re3ModelConfig(), name=name)
+  net.build()
+  return net
+
+
+def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
+  """Parameter count per block, from the config's shapes alone (no weights).
+
+  Lets tests and tools check the paper count (183,719,012 with diagonal
+  peepholes) without allocating 735 MB of weights.
+  """
+  sh = cfg.tower_shapes()
+  f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
+  in_ch = (3,) + tuple(f[:4])
+  tower = sum(k[i] * k[i] * (in_ch[i] // g[i]) * f[i] + f[i] for i in range(5))
+  skips = 0
+  for src, ch in zip(("norm1", "norm2", "conv5"), cfg.skip_filters):
+    skips += sh[src][2] * ch + ch + ch                       # 1x1 kernel, bias, PReLU slopes
+  fc6 = 2 * cfg.features_per_crop() * cfg.fc6_units + cfg.fc6_units
+  u = cfg.lstm_units
+  peep = {"diagonal": 3 * u, "full": 3 * u * u, "none": 0}[cfg.peephole]
+
+  def lstm(inp):
+    return 4 * u * (inp + u) + 4 * u + peep
+
+  out = {"tower": tower, "skips": skips, "fc6": fc6, "lstm1": lstm(cfg.fc6_units),
+         "lstm2": lstm(cfg.fc6_units + u), "head": u * cfg.output_units + cfg.output_units}
+  out["total"] = sum(out.values())
+  return out
