@@ -45,7 +45,15 @@ ONE_BASED = {"otb": True, "vot": True, "lasot": True, "uav123": True, "got10k": 
 
 
 class SequenceFormatError(ValueError):
-  """A sequence whose files do not follow its layout; names the file."""
+  """A sequence whose files do not follow its layout; names the file.
+
+  `reason` is the reject reason the Beam jobs record: malformed_annotation,
+  missing_image (a ground-truth row without its image) or empty_video.
+  """
+
+  def __init__(self, message: str, reason: str = "malformed_annotation"):
+    super().__init__(message)
+    self.reason = reason
 
 
 @dataclasses.dataclass
@@ -91,7 +99,7 @@ def _read_rows(path: str, allowed_widths: Tuple[int, ...]) -> np.ndarray:
   would shift every later frame). 'nan' (any case) parses as NaN.
   """
   if not fs.isfile(path):
-    raise SequenceFormatError(f"{path}: ground-truth file not found")
+    raise SequenceFormatError(f"{path}: ground-truth file not found", "missing_annotation")
   lines = fs.read_text(path).splitlines()
   while lines and not lines[-1].strip():
     lines.pop()
@@ -120,7 +128,7 @@ def _read_rows(path: str, allowed_widths: Tuple[int, ...]) -> np.ndarray:
     width = len(values)
     rows.append(values)
   if not rows:
-    raise SequenceFormatError(f"{path}: empty ground-truth file")
+    raise SequenceFormatError(f"{path}: empty ground-truth file", "empty_video")
   return np.asarray(rows, dtype=np.float64)
 
 
@@ -168,7 +176,7 @@ def _frame_number(name: str) -> Optional[int]:
 def list_frames(folder: str) -> Dict[int, str]:
   """Frame number (from the file name, 1-based in all these layouts) -> path."""
   if not fs.isdir(folder):
-    raise SequenceFormatError(f"{folder}: image folder not found")
+    raise SequenceFormatError(f"{folder}: image folder not found", "missing_image")
   frames = {}
   for name in fs.listdir(folder):
     if not name.lower().endswith(IMAGE_EXTENSIONS) or name.startswith("."):
@@ -181,7 +189,7 @@ def list_frames(folder: str) -> Dict[int, str]:
           f"{folder}: two images for frame {num}: {fs.join(folder, name)}, {frames[num]}")
     frames[num] = fs.join(folder, name)
   if not frames:
-    raise SequenceFormatError(f"{folder}: no images")
+    raise SequenceFormatError(f"{folder}: no images", "empty_video")
   return frames
 
 
@@ -201,7 +209,7 @@ def _assemble(name: str, source: str, frames: Dict[int, str], boxes: np.ndarray,
   if missing:
     raise SequenceFormatError(
         f"{gt_path}: {len(missing)} ground-truth rows have no image (first missing: frame "
-        f"{missing[0]}); the image folder has {len(frames)} images")
+        f"{missing[0]}); the image folder has {len(frames)} images", "missing_image")
   if keep_unannotated:
     extra = [k for k in sorted(frames) if k >= start + n]
     numbers += extra
@@ -447,7 +455,8 @@ def _uav_image_dir(data: str, folder: str, anno_path: str) -> str:
     cand = fs.join(data, sub, folder)
     if sub.upper().startswith("UAV123") and fs.isdir(cand):
       return cand
-  raise SequenceFormatError(f"{anno_path}: image folder {folder!r} not found under {data}")
+  raise SequenceFormatError(f"{anno_path}: image folder {folder!r} not found under {data}",
+                            "missing_image")
 
 
 def _read_uav123(root: str, anno_path: str) -> SequenceAnnotation:
