@@ -209,3 +209,18 @@ def test_model_config_errors_name_file_and_key(tmp_path):
   ok.write_text("task: re3\nmodel:\n  lstm_units: 8\ndata: {anything: 1}\ntrainer: {x: 2}\n")
   task, cfg = load_model_config(str(ok), overrides=["model.fc6_units=12", "trainer.x=3"])
   assert task == "re3" and cfg.lstm_units == 8 and cfg.fc6_units == 12
+
+
+@pytest.mark.parametrize("name", ["re3_small", "drlt_mnist_fixed"])
+def test_summary_table_ends_with_the_parameter_count(name):
+  from model.summary import summarize
+  lines = summarize(str(REPO / f"configs/{name}.yaml"))
+  task, cfg = load_model_config(str(REPO / f"configs/{name}.yaml"))
+  if task == "re3":
+    expected = count_parameters(cfg)["total"]
+    assert any(line.startswith("fc6 ") for line in lines)
+  else:
+    from model.rl_agent import build_rl_agent
+    expected = build_rl_agent(cfg).count_params()
+  assert lines[-1] == str(expected)
+  assert any("lstm" in line and "PeepholeLSTMCell" in line for line in lines)
