@@ -87,3 +87,25 @@ class CropPairOptions(PipelineOptions):
     parser.add_argument(
         "--crop_pairs_quality", type=int, default=90,
         help="JPEG quality of the stored 227x227 crops.")
+
+
+class VidOptions(PipelineOptions):
+  """build_vid."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument(
+        "--vid_subset", default=None,
+        help="Folder under Annotations/VID and Data/VID to read (train or val); "
+             "default: the value of --split.")
+
+
+class DetSubsetOptions(PipelineOptions):
+  """build_det: which folder of the DET tree to read."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument(
+        "--det_subset", default=None,
+        help="Folder under Annotations/DET and Data/DET to read (train or val); "
+             "default: the value of --split.")
