@@ -1,0 +1,98 @@
+"""Exports a trained tracker as a SavedModel a serving system can call statelessly.
+
+    python -m model.export --model_dir runs/re3_small --export_dir exports/re3_small
+    saved_model_cli show --dir exports/re3_small --all
+
+The model_dir is a training directory (config.yaml + checkpoints holding the
+network as `model=`); a checkpoint prefix can be given with --checkpoint.
+The task in config.yaml picks what is exported:
+
+Re3 (`model.tracker.Re3Graph`; boxes are float32 (x, y, w, h) pixels, images
+uint8 [H, W, 3] RGB, LSTM state float32 [4, units] = (h1, c1, h2, c2)):
+  init(image, box)                                  -> state
+  track_step(prev_image, image, box, state, initial_state, reset)
+                                                    -> box, state
+  track_step_crops(prev_crop, crop, box, state)     -> box, label, state
+  init_batch / track_step_batch / track_step_crops_batch: the same with a
+    leading target axis B (boxes [B, 4], state [B, 4, units], reset [B]).
+  crop_batch(image, boxes) -> crops, track_step_carry_batch(prev_crops, image,
+    boxes, state, initial_state, reset) -> boxes, state, crops: what
+    model.tracker.Re3MultiTracker calls (it keeps crops, not images).
+  serving_default = track_step.
+  A client keeps `state` and `initial_state` (= init's state) per target and
+  sets `reset` every 32nd step, which makes the graph run Re3's LSTM reset.
+
+RL agent (`model.tracker.RLAgentGraph`; frames uint8 [S, S, C]):
+  step(frames [B, S, S, C], state [B, 2, units]) -> boxes_xyxy, mu, state
+  track(frames [B, T, S, S, C]) -> boxes_xyxy, mu        (serving_default)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from typing import Dict, Optional  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from model import tracker as tracking  # noqa: E402
+
+RE3_SIGNATURES = ("init", "track_step", "track_step_crops", "init_batch", "track_step_batch",
+                  "track_step_crops_batch", "crop_batch", "track_step_carry_batch")
+RL_SIGNATURES = ("step", "track")
+
+
+def _signatures(module, names) -> Dict[str, object]:
+  return {name: getattr(module, name).get_concrete_function() for name in names}
+
+
+def export_re3(net, export_dir: str) -> str:
+  graph = tracking.Re3Graph(net)
+  sigs = _signatures(graph, RE3_SIGNATURES)
+  sigs["serving_default"] = sigs["track_step"]
+  tf.saved_model.save(graph, export_dir, signatures=sigs)
+  return export_dir
+
+
+def export_rl_agent(agent, export_dir: str) -> str:
+  graph = tracking.RLAgentGraph(agent)
+  sigs = _signatures(graph, RL_SIGNATURES)
+  sigs["serving_default"] = sigs["track"]
+  tf.saved_model.save(graph, export_dir, signatures=sigs)
+  return export_dir
+
+
+def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None) -> Dict[str, str]:
+  """Restores the latest (or the given) checkpoint of `model_dir` and exports it."""
+  task, net, ckpt, config_path = tracking.load_model(checkpoint or model_dir)
+  if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
+    raise ValueError(f"{export_dir}: export directory exists and is not empty")
+  if task == "re3":
+    export_re3(net, export_dir)
+  else:
+    export_rl_agent(net, export_dir)
+  # The model config beside the graph, for people (loading needs only the SavedModel).
+  tf.io.gfile.copy(config_path, os.path.join(export_dir, "config.yaml"), overwrite=True)
+  return {"task": task, "checkpoint": ckpt, "export_dir": export_dir}
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Training directory (config.yaml + checkpoints).")
+flags.DEFINE_string("export_dir", None, "Where the SavedModel is written (must be empty/new).")
+flags.DEFINE_string("checkpoint", None, "A checkpoint prefix to export instead of the latest.")
+
+
+def main(argv):
+  del argv
+  if not FLAGS.model_dir or not FLAGS.export_dir:
+    raise app.UsageError("--model_dir and --export_dir are required")
+  info = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint)
+  logging.info("exported %s", info)
+  print(f"exported {info['task']} from {info['checkpoint']} to {info['export_dir']}")
+
+
+if __name__ == "__main__":
+  app.run(main)
