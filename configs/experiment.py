@@ -194,6 +194,8 @@ class RLConfig:
 
 @dataclasses.dataclass
 class TrainerConfig:
+  """Schedule and optimizer. L2 weight decay is the model's own
+  (model.weight_decay, Keras regularizers); the trainer adds model.losses."""
   train_steps: int = 1000
   checkpoint_every: int = 500
   keep_checkpoints: int = 3
@@ -211,6 +213,14 @@ class TrainerConfig:
   adam_beta2: float = 0.999
   adam_epsilon: float = 1e-8
   clip_grad_norm: float = 0.0  # 0 = off (the paper needs none)
+  # Re3 self-training: if > 0, a predicted search box is nudged towards the
+  # truth (0.9 box + 0.1 truth) until its window covers this fraction of the
+  # target (the public Re3 code's safeguard; the paper does not mention it).
+  self_train_min_coverage: float = 0.0
+  # Re3: if given, the output layer's bias starts at these 4 labels (e.g. the
+  # still-target label 2.5, 2.5, 7.5, 7.5) instead of 0, so a net trained from
+  # scratch does not spend its first thousands of steps learning the offset.
+  head_bias_init: List[float] = dataclasses.field(default_factory=list)
   stages: List[StageConfig] = dataclasses.field(default_factory=paper_stages)
   rl: RLConfig = dataclasses.field(default_factory=RLConfig)
 
@@ -238,6 +248,10 @@ class TrainerConfig:
               f"trainer.lr_values must be > 0, got {self.lr_values}")
     require(self.clip_grad_norm >= 0,
             f"trainer.clip_grad_norm must be >= 0, got {self.clip_grad_norm}")
+    require(0 <= self.self_train_min_coverage < 1,
+            f"trainer.self_train_min_coverage must be in [0, 1), got {self.self_train_min_coverage}")
+    require(len(self.head_bias_init) in (0, 4),
+            f"trainer.head_bias_init needs 4 values or none, got {self.head_bias_init}")
     require(len(self.stages) >= 1, "trainer.stages needs at least one stage")
 
 

@@ -218,16 +218,16 @@ def _to_uint8(x):
   return tf.cast(tf.round(tf.clip_by_value(x, 0.0, 255.0)), tf.uint8)
 
 
-def crop_pairs_tf(frames, windows):
+def crop_pairs_tf(frames, windows, crop_size: int = CROP):
   """Crop pairs of a window: frames [T+1, H, W, C], windows [T, 4] ->
-  prev, curr [T, 227, 227, C] uint8, pair t cut from frames t and t+1."""
-  prev = geometry.crop_tf(frames[:-1], windows)
-  curr = geometry.crop_tf(frames[1:], windows)
+  prev, curr [T, S, S, C] uint8, pair t cut from frames t and t+1."""
+  prev = geometry.crop_tf(frames[:-1], windows, size=crop_size)
+  curr = geometry.crop_tf(frames[1:], windows, size=crop_size)
   return _to_uint8(prev), _to_uint8(curr)
 
 
 def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
-                   self_train_prob: float, seed=None) -> Dict[str, tf.Tensor]:
+                   self_train_prob: float, seed=None, crop_size: int = CROP) -> Dict[str, tf.Tensor]:
   """One window of T+1 encoded frames -> a training example (see module doc)."""
   frames = decode_frames_tf(window["images"], cfg.channels)
   boxes = tf.cast(window["boxes"], tf.float32)
@@ -244,13 +244,13 @@ def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
     windows = geometry.crop_window_xyxy_tf(search)
     labels = geometry.box_to_label_tf(boxes[1:], windows)
     cut = tf.where(mirror, mirror_boxes_tf(windows, width), windows)
-    prev, curr = crop_pairs_tf(frames, cut)
+    prev, curr = crop_pairs_tf(frames, cut, crop_size)
     prev = tf.cond(mirror, lambda: tf.reverse(prev, axis=[2]), lambda: prev)
     curr = tf.cond(mirror, lambda: tf.reverse(curr, axis=[2]), lambda: curr)
     t = unroll_of(window)
     c = cfg.channels
-    return {"prev": tf.ensure_shape(prev, [t, CROP, CROP, c]),
-            "curr": tf.ensure_shape(curr, [t, CROP, CROP, c]),
+    return {"prev": tf.ensure_shape(prev, [t, crop_size, crop_size, c]),
+            "curr": tf.ensure_shape(curr, [t, crop_size, crop_size, c]),
             "labels": tf.ensure_shape(labels, [t, 4]), "windows": tf.ensure_shape(windows, [t, 4]),
             "boxes": tf.ensure_shape(boxes, [t + 1, 4])}
   frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
@@ -272,16 +272,17 @@ def unroll_of(window: Dict[str, tf.Tensor]) -> Optional[int]:
   return None if n is None else n - 1
 
 
-def crop_pair_example_tf(serialized, cfg: DataConfig, seed=None) -> Dict[str, tf.Tensor]:
+def crop_pair_example_tf(serialized, cfg: DataConfig, seed=None,
+                         crop_size: int = CROP) -> Dict[str, tf.Tensor]:
   """Crop-pair record -> an unroll-1 "crops" example (mirrored with mirror_prob)."""
   ex = schema.parse_crop_pair_tf(serialized)
 
   def dec(x):
     img = tf.io.decode_image(x, channels=cfg.channels, expand_animations=False)
     img = tf.ensure_shape(img, [None, None, cfg.channels])
-    img = tf.cond(tf.reduce_all(tf.equal(tf.shape(img)[:2], [CROP, CROP])), lambda: img,
-                  lambda: _to_uint8(tf.image.resize(img, [CROP, CROP])))
-    return tf.ensure_shape(img, [CROP, CROP, cfg.channels])
+    img = tf.cond(tf.reduce_all(tf.equal(tf.shape(img)[:2], [crop_size, crop_size])),
+                  lambda: img, lambda: _to_uint8(tf.image.resize(img, [crop_size, crop_size])))
+    return tf.ensure_shape(img, [crop_size, crop_size, cfg.channels])
 
   prev, curr, label = dec(ex["prev"]), dec(ex["curr"]), ex["label"]
   mirror = tf.random.uniform([], seed=seed) < cfg.mirror_prob
@@ -299,7 +300,8 @@ def crop_pair_example_tf(serialized, cfg: DataConfig, seed=None) -> Dict[str, tf
 
 def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: float,
                 input_context: Optional[tf.distribute.InputContext] = None,
-                seed: Optional[int] = None, mode: Optional[str] = None) -> tf.data.Dataset:
+                seed: Optional[int] = None, mode: Optional[str] = None,
+                crop_size: int = CROP) -> tf.data.Dataset:
   """Batched Re3 training examples for one curriculum stage.
 
   batch_size is the batch of this input pipeline (the per-replica batch under
@@ -327,7 +329,7 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
     ds = ds.map(lambda t: sample_windows_tf(t, unroll + 1, cfg.windows_per_track),
                 num_parallel_calls=calls)
     ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=s)
-    ds = ds.map(lambda w: re3_example_tf(w, cfg, mode, self_train_prob),
+    ds = ds.map(lambda w: re3_example_tf(w, cfg, mode, self_train_prob, crop_size=crop_size),
                 num_parallel_calls=calls, deterministic=False)
     sources.append(ds)
     source_weights.append(float(w))
@@ -340,7 +342,8 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
       s = None if seed is None else seed + 7919 * (j + 1)
       ds = _record_stream(files, input_context, cfg.cycle_length, s)
       ds = ds.shuffle(cfg.shuffle_buffer, seed=s)
-      ds = ds.map(lambda r: crop_pair_example_tf(r, cfg), num_parallel_calls=calls,
+      ds = ds.map(lambda r: crop_pair_example_tf(r, cfg, crop_size=crop_size),
+                  num_parallel_calls=calls,
                   deterministic=False)
       pair_sources.append(ds)
     total = sum(source_weights)

@@ -1,0 +1,200 @@
+"""Re3 training (Gordon et al. 2018, section III-C) as a trainer Task.
+
+* Curriculum: the configured stages (paper: 2 unrolls batch 64, doubling the
+  unrolls and halving the batch on plateau up to 32 unrolls batch 4).
+* Loss: L1 between predicted and true labels (Re3 label convention: sum over
+  the 4 coordinates, mean over batch and time), plus the model's L2 weight
+  decay (model.weight_decay, added by the trainer from model.losses).
+* Learning to fix mistakes: in a self-training stage each sequence is, with
+  the stage's probability, cropped around the network's own previous
+  predictions. This happens inside the training step (`self_training_unroll`):
+  predict step t, turn the label into a box in the frame, cut both crops of
+  step t+1 around it with tf.image.crop_and_resize, all in one graph, with
+  tf.stop_gradient on the crop window (no gradient flows through where the
+  crop was cut). Other sequences use the jittered ground-truth windows.
+* Validation: the network run as a tracker (its own crops, LSTM state reset
+  every trainer.val_reset_every frames, as at test time) on held-out records;
+  the metric is the mean IoU over frames with a ground-truth box.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from configs.experiment import ExperimentConfig
+from model import geometry
+from train import data as data_lib
+from train.trainer import Phase, Task
+
+
+def sanitize_boxes_tf(boxes, min_size: float = 2.0):
+  """Predicted xyxy boxes made usable for cutting: corners ordered, at least
+  `min_size` pixels wide and tall, finite (non-finite boxes become a 0-size box
+  at the origin, widened to min_size)."""
+  boxes = tf.where(tf.math.is_finite(boxes), boxes, tf.zeros_like(boxes))
+  lo = tf.minimum(boxes[..., :2], boxes[..., 2:])
+  hi = tf.maximum(boxes[..., :2], boxes[..., 2:])
+  center = (lo + hi) / 2.0
+  half = tf.maximum(hi - lo, min_size) / 2.0
+  return tf.concat([center - half, center + half], axis=-1)
+
+
+def coverage_tf(windows, boxes):
+  """Fraction of each box's area inside its window."""
+  iw = tf.maximum(tf.minimum(windows[..., 2], boxes[..., 2]) - tf.maximum(windows[..., 0], boxes[..., 0]), 0.0)
+  ih = tf.maximum(tf.minimum(windows[..., 3], boxes[..., 3]) - tf.maximum(windows[..., 1], boxes[..., 1]), 0.0)
+  area = tf.maximum((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]), 1e-6)
+  return iw * ih / area
+
+
+def nudge_boxes_tf(boxes, truth, target, min_coverage: float, iterations: int = 20):
+  """The public Re3 code's safeguard (off when min_coverage is 0): move a
+  predicted search box towards the truth (box = 0.9 box + 0.1 truth) until
+  its 2x window covers at least `min_coverage` of the target box."""
+  for _ in range(iterations):
+    cov = coverage_tf(geometry.crop_window_xyxy_tf(boxes), target)
+    boxes = tf.where((cov < min_coverage)[:, None], 0.9 * boxes + 0.1 * truth, boxes)
+  return boxes
+
+
+def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: int,
+                         training: bool = True, min_coverage: float = 0.0) -> Dict[str, tf.Tensor]:
+  """Unrolls Re3 over T steps, cutting each step's crops inside the graph.
+
+  frames [B, T+1, H, W, C], boxes [B, T+1, 4] (truth, pixels), gt_windows
+  [B, T, 4] (windows around the jittered truth), use_pred [B] bool.
+  Step t's window is gt_windows[:, t] for ground-truth sequences; for
+  self-training sequences (t > 0) it is the 2x window around the box the
+  network predicted at t-1 (label mapped back through that step's window).
+  Returns labels [B, T, 4] (predicted), targets [B, T, 4] (truth relative to
+  the window used), windows [B, T, 4], pred_boxes [B, T, 4] and the crops of
+  the last step (prev_last, curr_last) for summaries.
+  """
+  frames = tf.convert_to_tensor(frames)
+  boxes = tf.cast(boxes, tf.float32)
+  gt_windows = tf.cast(gt_windows, tf.float32)
+  use_pred = tf.convert_to_tensor(use_pred)
+  b = tf.shape(frames)[0]
+  steps = frames.shape[1] - 1
+  state = model.zero_state(b)
+  pred_box = None
+  labels, targets, windows, pred_boxes = [], [], [], []
+  prev = curr = None
+  for t in range(steps):
+    window = gt_windows[:, t]
+    if pred_box is not None:
+      search = pred_box
+      if min_coverage > 0:
+        search = nudge_boxes_tf(search, boxes[:, t], boxes[:, t + 1], min_coverage)
+      window = tf.where(use_pred[:, None], geometry.crop_window_xyxy_tf(search), window)
+    window = tf.stop_gradient(window)
+    prev = geometry.crop_tf(frames[:, t], window, size=crop_size)
+    curr = geometry.crop_tf(frames[:, t + 1], window, size=crop_size)
+    label, state = model.step(prev, curr, state, training=training)
+    label = tf.cast(label, tf.float32)
+    pred_box = tf.stop_gradient(sanitize_boxes_tf(geometry.label_to_box_tf(label, window)))
+    labels.append(label)
+    targets.append(geometry.box_to_label_tf(boxes[:, t + 1], window))
+    windows.append(window)
+    pred_boxes.append(pred_box)
+  return {"labels": tf.stack(labels, axis=1), "targets": tf.stack(targets, axis=1),
+          "windows": tf.stack(windows, axis=1), "pred_boxes": tf.stack(pred_boxes, axis=1),
+          "prev_last": prev, "curr_last": curr}
+
+
+def l1_label_loss(pred, target):
+  """Per-example Re3 loss: sum over the 4 coordinates of |pred - target|,
+  mean over time -> [B]."""
+  return tf.reduce_mean(tf.reduce_sum(tf.abs(pred - target), axis=-1), axis=-1)
+
+
+def draw_label_boxes(crops, pred_labels, true_labels, max_images: int = 3):
+  """Crops [B, S, S, C] with the predicted (red) and true (green) label boxes
+  drawn -> uint8 [k, S, S, 3] for tf.summary.image."""
+  k = tf.minimum(tf.shape(crops)[0], max_images)
+  img = tf.cast(tf.clip_by_value(crops[:k], 0, 255), tf.float32) / 255.0
+  if img.shape[-1] == 1:
+    img = tf.image.grayscale_to_rgb(img)
+
+  def yxyx(label):  # ordered and clipped to the crop (draw_bounding_boxes warns otherwise)
+    l = tf.clip_by_value(tf.cast(label[:k], tf.float32) / geometry.LABEL_SCALE, 0.0, 1.0)
+    l = tf.where(tf.math.is_finite(l), l, tf.zeros_like(l))
+    return tf.stack([tf.minimum(l[:, 1], l[:, 3]), tf.minimum(l[:, 0], l[:, 2]),
+                     tf.maximum(l[:, 1], l[:, 3]), tf.maximum(l[:, 0], l[:, 2])], axis=-1)
+
+  img = tf.image.draw_bounding_boxes(img, yxyx(pred_labels)[:, None], tf.constant([[1.0, 0, 0, 1]]))
+  img = tf.image.draw_bounding_boxes(img, yxyx(true_labels)[:, None], tf.constant([[0, 1.0, 0, 1]]))
+  return tf.cast(tf.round(img * 255.0), tf.uint8)
+
+
+class Re3Task(Task):
+  name = "re3"
+
+  def __init__(self, cfg: ExperimentConfig):
+    self.cfg = cfg
+    self.stages = cfg.trainer.stages
+    self._val_tracks: Optional[List[Dict[str, np.ndarray]]] = None
+
+  def build_model(self):
+    from model.re3 import build_re3  # Engineer C's model
+    net = build_re3(self.cfg.model)
+    if self.cfg.trainer.head_bias_init:
+      net.head.bias.assign(tf.constant(self.cfg.trainer.head_bias_init, net.head.bias.dtype))
+    return net
+
+  def num_phases(self) -> int:
+    return len(self.stages)
+
+  def phase(self, index: int) -> Phase:
+    st = self.stages[index]
+    return Phase(index=index, batch_size=st.batch_size, steps=st.steps,
+                 plateau_patience=st.plateau_patience, plateau_min_delta=st.plateau_min_delta,
+                 description=(f"unroll {st.unroll}, batch {st.batch_size}, "
+                              f"self-training p={st.self_train_prob}"),
+                 info={"unroll": float(st.unroll), "self_train_prob": float(st.self_train_prob)})
+
+  def mode(self, phase: Phase) -> str:
+    st = self.stages[phase.index]
+    return "frames" if st.self_train_prob > 0 and st.unroll > 1 else "crops"
+
+  def dataset(self, phase, input_context, seed):
+    st = self.stages[phase.index]
+    batch = (input_context.get_per_replica_batch_size(phase.batch_size)
+             if input_context else phase.batch_size)
+    return data_lib.re3_dataset(self.cfg.data, st.unroll, batch, st.self_train_prob,
+                                input_context=input_context, seed=seed, mode=self.mode(phase),
+                                crop_size=self.cfg.model.crop_size)
+
+  def forward(self, model, batch, phase: Phase, training: bool = True):
+    """-> (pred labels [B, T, 4], target labels [B, T, 4], last crops, last windows)."""
+    if self.mode(phase) == "crops":
+      pred, _ = model.unroll(batch["prev"], batch["curr"], training=training)
+      return tf.cast(pred, tf.float32), batch["labels"], batch["curr"][:, -1]
+    out = self_training_unroll(model, batch["frames"], batch["boxes"], batch["gt_windows"],
+                               batch["self_train"], self.cfg.model.crop_size, training=training,
+                               min_coverage=self.cfg.trainer.self_train_min_coverage)
+    return out["labels"], out["targets"], out["curr_last"]
+
+  def loss(self, model, batch, carry, phase, step):
+    pred, target, crops = self.forward(model, batch, phase, training=True)
+    per_example = l1_label_loss(pred, target)
+    loss = tf.nn.compute_average_loss(per_example, global_batch_size=phase.batch_size)
+    iou = tf.reduce_mean(geometry.iou_xyxy_tf(pred, target), axis=-1)  # IoU is invariant to
+    metrics = {"iou": tf.nn.compute_average_loss(iou, global_batch_size=phase.batch_size)}
+    # (per-axis scaling, so IoU of labels = IoU of the boxes in the frame)
+    images = draw_label_boxes(crops, pred[:, -1], target[:, -1])
+    return loss, metrics, images, None
+
+  def validate(self, model) -> Dict[str, float]:
+    d = self.cfg.data
+    if not d.val_dir:
+      return {}
+    if self._val_tracks is None:
+      self._val_tracks = data_lib.load_val_tracks(d.val_dir, d.val_split, d.val_tracks,
+                                                  d.val_max_frames, d.channels)
+    from train.validation import track_iou
+    return track_iou(model, self._val_tracks, self.cfg.trainer.val_reset_every,
+                     self.cfg.model.crop_size)
