@@ -11,6 +11,7 @@ JPEGs instead of padding them with grey.
 from __future__ import annotations
 
 import io
+import re
 from typing import Tuple, Union
 
 import numpy as np
@@ -55,7 +56,13 @@ def decode_image_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
   except ImageError:
     raise
   except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...  # pylint: disable=broad-except
-    raise ImageError(f"{name}: cannot decode image ({type(e).__name__}: {e})") from e
+    raise ImageError(f"{name}: cannot decode image ({_describe(e)})") from e
+
+
+def _describe(e: Exception) -> str:
+  """Exception text without memory addresses (PIL prints `<_io.BytesIO object
+  at 0x...>`), so reject records are identical across runs."""
+  return f"{type(e).__name__}: " + re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<data>", str(e))
 
 
 def read_bytes(path: str) -> bytes:
@@ -83,7 +90,7 @@ def image_size(path_or_bytes: Union[str, bytes]) -> Tuple[int, int]:
     with Image.open(io.BytesIO(data)) as img:
       w, h = img.size
   except Exception as e:  # pylint: disable=broad-except
-    raise ImageError(f"{name}: cannot read image header ({type(e).__name__}: {e})") from e
+    raise ImageError(f"{name}: cannot read image header ({_describe(e)})") from e
   return int(h), int(w)
 
 
