@@ -38,7 +38,7 @@ import tf_keras as keras
 
 from configs import base
 from configs.model import Re3ModelConfig
-from model.layers import PACKAGE, LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
+from model.layers import PACKAGE, GroupedConv2D, LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
 
 State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 
@@ -65,7 +65,7 @@ class Re3Net(keras.Model):
     f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
 
     def conv(i, stride, padding):
-      return keras.layers.Conv2D(
+      return GroupedConv2D(
           f[i], k[i], strides=stride, padding=padding, groups=g[i], activation="relu",
           kernel_initializer=init, kernel_regularizer=reg, name=f"conv{i + 1}")
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from model.layers import LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
+from model.layers import GroupedConv2D, LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
 
 
 def _sigmoid(x):
@@ -106,7 +106,8 @@ def test_peephole_cell_rejects_bad_options():
 def test_layer_configs_round_trip():
   for layer in (PeepholeLSTMCell(6, peephole="full", activation="relu", forget_bias=2.0,
                                  kernel_regularizer=keras.regularizers.L2(0.1)),
-                LocalResponseNorm(3, 1e-3, 0.5, 2.0), MeanSubtract((1.0, 2.0, 3.0), scale=0.5)):
+                LocalResponseNorm(3, 1e-3, 0.5, 2.0), MeanSubtract((1.0, 2.0, 3.0), scale=0.5),
+                GroupedConv2D(8, 3, strides=2, padding="same", groups=2, activation="relu")):
     config = keras.saving.serialize_keras_object(layer)
     clone = keras.saving.deserialize_keras_object(config, safe_mode=True)
     assert type(clone) is type(layer)
@@ -132,3 +133,21 @@ def test_mean_subtract_accepts_uint8_and_float():
   np.testing.assert_allclose(layer(pixels).numpy(), [[[[-10.0, 0.0, 225.0]]]])
   np.testing.assert_allclose(layer(pixels.astype(np.float32)).numpy(), [[[[-10.0, 0.0, 225.0]]]])
   assert layer(pixels).dtype == tf.float32
+
+
+@pytest.mark.parametrize("groups,padding,stride", [(2, "same", 1), (4, "valid", 2), (1, "valid", 3)])
+def test_grouped_conv_matches_keras_conv2d_and_its_gradient(groups, padding, stride):
+  rng = np.random.default_rng(3)
+  x = tf.constant(rng.normal(size=(2, 9, 9, 8)).astype(np.float32))
+  ours = GroupedConv2D(12, 3, strides=stride, padding=padding, groups=groups, activation="relu")
+  ref = keras.layers.Conv2D(12, 3, strides=stride, padding=padding, groups=groups, activation="relu")
+  ours.build(x.shape)
+  ref.build(x.shape)
+  assert ours.kernel.shape == ref.kernel.shape == (3, 3, 8 // groups, 12)
+  ref.set_weights(ours.get_weights())
+  with tf.GradientTape(persistent=True) as tape:
+    a, b = ours(x), ref(x)
+    la, lb = tf.reduce_sum(a ** 2), tf.reduce_sum(b ** 2)
+  np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(tape.gradient(la, ours.kernel).numpy(), tape.gradient(lb, ref.kernel).numpy(),
+                             rtol=1e-4, atol=1e-4)
