@@ -1,0 +1,175 @@
+"""Beam job: track records -> crop-pair records for fast first-stage training.
+
+  python -m pipelines.build_crop_pairs --input_dir=/data/records/vid \
+      --output_dir=/data/records/vid_pairs --split=train --num_shards=64 \
+      [--crop_pairs_jitter --crop_pairs_seed=1] [--crop_pairs_max_per_track=16]
+
+For every two consecutive stored frames of a track segment where the target
+is visible in both: the crop window is the Re3 window of the previous frame's
+box (2x its width and height; with --crop_pairs_jitter the previous box is
+first jittered the GOTURN/Re3 way: center + Laplace(0, 1/5)*(w, h), size *
+clip(Laplace(1, 1/15), 0.6, 1.4), up to 10 tries keeping the center inside
+the box and the image). Both frames are cut at that same window with
+model.geometry.crop_reference (227x227, zeros outside the image), and the
+label is model.geometry.box_to_label of the current box in that window.
+
+Determinism: each pair's random draws come from a generator seeded with
+sha256(seed, pair key), so the output does not depend on worker scheduling.
+Input is the record shards of --split in --input_dir (any dataset name); the
+output split has the same name. In dataset_info.json, "num_tracks" counts
+pairs and "num_frames" counts pairs too (one training example each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+
+import apache_beam as beam
+import numpy as np
+
+from pipelines import core, job_flags
+
+CENTER_SCALE = 1.0 / 5.0
+SIZE_SCALE = 1.0 / 15.0
+SIZE_MIN, SIZE_MAX = 0.6, 1.4
+MAX_TRIES = 10
+
+
+class CropPairJobOptions(core.DatasetJobOptions, job_flags.CropPairOptions):
+  """The flags build_crop_pairs reads (composed; defines none itself)."""
+
+
+def validate(opts) -> None:
+  core.check_common_options(opts)
+  if opts.crop_pairs_max_per_track < 0:
+    raise core.JobConfigError(
+        f"--crop_pairs_max_per_track must be >= 0, got {opts.crop_pairs_max_per_track}")
+  if not 1 <= opts.crop_pairs_quality <= 100:
+    raise core.JobConfigError(
+        f"--crop_pairs_quality must be in 1..100, got {opts.crop_pairs_quality}")
+  if not core.record_files(opts.input_dir, None, opts.split):
+    raise core.JobConfigError(
+        f"--input_dir {opts.input_dir!r}: no track record shards of split {opts.split!r} "
+        "(expected NAME-SPLIT.tfrecord-XXXXX-of-YYYYY files)")
+
+
+def pair_rng(seed: int, key: str) -> np.random.Generator:
+  digest = hashlib.sha256(f"{int(seed)}/{key}".encode("utf-8")).digest()
+  return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
+def jitter_box(box, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+  """The GOTURN/Re3 ground-truth jitter of one xyxy box (NumPy twin of the
+  training-time version in train/data.py); the box itself if no try fits."""
+  box = np.asarray(box, np.float64)
+  wh = box[2:] - box[:2]
+  center = (box[:2] + box[2:]) / 2.0
+  for _ in range(MAX_TRIES):
+    c = center + rng.laplace(0.0, CENTER_SCALE, size=2) * wh
+    s = wh * np.clip(rng.laplace(1.0, SIZE_SCALE, size=2), SIZE_MIN, SIZE_MAX)
+    if (np.all(c > box[:2]) and np.all(c < box[2:]) and 0 <= c[0] < width
+        and 0 <= c[1] < height):
+      return np.concatenate([c - s / 2.0, c + s / 2.0])
+  return box
+
+
+def pair_indices(visible, max_per_track: int):
+  """Indices i of pairs (i - 1, i) with both frames visible; evenly thinned
+  to at most max_per_track (0 = all)."""
+  v = np.asarray(visible).astype(bool)
+  idx = [i for i in range(1, len(v)) if v[i - 1] and v[i]]
+  if max_per_track and len(idx) > max_per_track:
+    pick = np.linspace(0, len(idx) - 1, max_per_track).round().astype(int)
+    idx = [idx[k] for k in pick]
+  return idx
+
+
+class MakeCropPairs(beam.DoFn):
+  """Serialized track record -> (key, crop-pair Example, 1) per pair."""
+
+  def __init__(self, jitter: bool, seed: int, max_per_track: int, quality: int):
+    self._jitter = bool(jitter)
+    self._seed = int(seed)
+    self._max = int(max_per_track)
+    self._quality = int(quality)
+
+  def setup(self):
+    from model import geometry  # pylint: disable=g-import-not-at-top
+    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
+    self._geometry, self._images, self._schema = geometry, images, schema
+
+  def process(self, serialized: bytes):
+    geometry, images, schema = self._geometry, self._images, self._schema
+    try:
+      track = schema.parse_track(serialized)
+    except Exception as e:  # pylint: disable=broad-except
+      yield core.reject("<record>", "malformed_record", f"cannot parse a track record: {e}")
+      return
+    core.count("tracks_read")
+    idx = pair_indices(track.visible, self._max)
+    if not idx:
+      core.count("tracks_without_pairs")
+      return
+    decoded = {}
+
+    def frame(i):
+      if i not in decoded:
+        decoded[i] = images.decode_image_rgb(track.images[i], f"{track.track_id} frame {i}")
+      return decoded[i]
+
+    for i in idx:
+      key = f"{track.track_id}/{int(track.frame_index[i]):06d}"
+      try:
+        prev_img, curr_img = frame(i - 1), frame(i)
+      except images.ImageError as e:
+        yield core.reject(track.track_id, "corrupt_image", str(e))
+        continue
+      prev_box = track.boxes_xyxy[i - 1].astype(np.float64)
+      curr_box = track.boxes_xyxy[i].astype(np.float64)
+      if self._jitter:
+        prev_box = jitter_box(prev_box, track.height, track.width, pair_rng(self._seed, key))
+      window = geometry.crop_window_xyxy(prev_box)
+      label = geometry.box_to_label(curr_box, window)
+      prev_crop = geometry.crop_reference(prev_img, window)
+      curr_crop = geometry.crop_reference(curr_img, window)
+      data = schema.serialize_crop_pair(
+          images.encode_jpeg(prev_crop, self._quality), images.encode_jpeg(curr_crop, self._quality),
+          label.astype(np.float32), key)
+      core.count("pairs")
+      yield key, data, 1
+
+
+def read_records(path: str):
+  """Every serialized record of one shard. (tf.data rather than Beam's
+  tfrecordio, which needs an extra CRC package; shards are the unit of
+  parallelism here, and the Reshuffle after this spreads the records.)"""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  for raw in tf.data.TFRecordDataset(path):
+    yield raw.numpy()
+
+
+def build(p: beam.Pipeline, opts) -> None:
+  files = core.record_files(opts.input_dir, None, opts.split)
+  built = (p
+           | "RecordFiles" >> beam.Create(files)
+           | "ReadTracks" >> beam.FlatMap(read_records)
+           | "Reshuffle" >> beam.Reshuffle()
+           | "MakePairs" >> beam.ParDo(MakeCropPairs(
+               opts.crop_pairs_jitter, opts.crop_pairs_seed, opts.crop_pairs_max_per_track,
+               opts.crop_pairs_quality)).with_outputs(core.REJECTED_TAG, main="pairs"))
+  _ = (built.pairs, built[core.REJECTED_TAG]) | "Write" >> core.WriteShardedRecords(
+      opts.output_dir, opts.name or "crop_pairs", opts.split, opts.num_shards,
+      record_kind="crop_pair",
+      extra_info={"jitter": bool(opts.crop_pairs_jitter), "seed": opts.crop_pairs_seed,
+                  "max_per_track": opts.crop_pairs_max_per_track,
+                  "num_frames_counts": "pairs", "source_files": len(files)})
+
+
+def main(argv=None):
+  return core.run_job(argv if argv is not None else sys.argv[1:], CropPairJobOptions, validate,
+                      build, "build_crop_pairs")
+
+
+if __name__ == "__main__":
+  main()
