@@ -1,0 +1,110 @@
+"""Re3 training: self-training crops inside the step, loss goes down, NaN stop."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import experiment
+from model import geometry
+from train import re3_task, toy_data, trainer as trainer_lib
+from tests.train_helpers import SMOKE, read_log, tiny_overrides
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory):
+  out = tmp_path_factory.mktemp("toy")
+  toy_data.write_toy_records(str(out), num_tracks=8, frames=12, height=96, width=128)
+  return str(out)
+
+
+def _tiny_net():
+  from model.re3 import build_re3
+  cfg = experiment.load_experiment(SMOKE).model
+  return build_re3(cfg), cfg
+
+
+def test_self_training_crops_follow_the_predictions():
+  net, mcfg = _tiny_net()
+  rng = np.random.default_rng(0)
+  frames = tf.constant(rng.integers(0, 255, size=(2, 4, 64, 80, 3)), tf.uint8)
+  boxes = tf.constant(np.tile([[20.0, 16.0, 44.0, 40.0]], (2, 4, 1)), tf.float32)
+  gt_windows = geometry.crop_window_xyxy_tf(boxes[:, :-1] + 1.5)
+  use_pred = tf.constant([True, False])
+  with tf.GradientTape(persistent=True) as tape:
+    out = re3_task.self_training_unroll(net, frames, boxes, gt_windows, use_pred,
+                                        mcfg.crop_size, training=True)
+    loss = tf.reduce_sum(out["labels"])
+  labels, windows = out["labels"].numpy(), out["windows"].numpy()
+  for t in range(2):
+    # sequence 0: the window at t+1 is the 2x window around the box predicted at t
+    pred_box = geometry.label_to_box(labels[0, t], windows[0, t])
+    pred_box = re3_task.sanitize_boxes_tf(tf.constant(pred_box, tf.float32)).numpy()
+    np.testing.assert_allclose(windows[0, t + 1], geometry.crop_window_xyxy(pred_box),
+                               rtol=1e-5, atol=1e-3)
+    assert not np.allclose(windows[0, t + 1], gt_windows.numpy()[0, t + 1], atol=0.5)
+  # sequence 1 (not self-training) uses the ground-truth windows
+  np.testing.assert_allclose(windows[1], gt_windows.numpy()[1], atol=1e-5)
+  np.testing.assert_allclose(windows[:, 0], gt_windows.numpy()[:, 0], atol=1e-5)
+  # targets are the truth relative to the window actually used
+  np.testing.assert_allclose(out["targets"].numpy(),
+                             geometry.box_to_label(boxes.numpy()[:, 1:], windows), atol=1e-4)
+  # the crops of the last step were cut at the last windows
+  want = geometry.crop_tf(frames[:, -1], windows[:, -1], size=mcfg.crop_size)
+  np.testing.assert_allclose(out["curr_last"].numpy(), want.numpy(), atol=1e-3)
+  # no gradient flows through where the crop was cut, but the loss has one
+  assert all(g is None for g in tape.gradient(out["windows"], net.trainable_variables))
+  grads = tape.gradient(loss, net.trainable_variables)
+  assert sum(float(tf.reduce_sum(tf.abs(g))) for g in grads if g is not None) > 0
+
+
+def test_nudge_moves_lost_boxes_towards_the_truth():
+  truth = tf.constant([[10.0, 10.0, 20.0, 20.0]])
+  lost = tf.constant([[200.0, 200.0, 210.0, 210.0]])
+  fixed = re3_task.nudge_boxes_tf(lost, truth, truth, 0.7, iterations=100)
+  cov = re3_task.coverage_tf(geometry.crop_window_xyxy_tf(fixed), truth).numpy()
+  assert cov[0] >= 0.7
+  same = re3_task.nudge_boxes_tf(truth, truth, truth, 0.7)
+  np.testing.assert_allclose(same.numpy(), truth.numpy())
+
+
+def test_loss_goes_down_on_a_small_synthetic_set(toy_dir, tmp_path):
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(
+      toy_dir, steps=40, **{"trainer.stages": "[{unroll: 2, batch_size: 8}]",
+                            "trainer.lr_schedule": "constant", "trainer.learning_rate": 0.005,
+                            "trainer.head_bias_init": "[]",
+                            "data.val_dir": toy_dir, "data.val_split": "train",
+                            "data.val_tracks": 2, "data.val_max_frames": 8}))
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  result = tr.train()
+  losses = [r["loss"] for r in read_log(tmp_path / "run") if r["event"] == "step"]
+  assert len(losses) == 40 and all(np.isfinite(losses))
+  first, last = np.mean(losses[:8]), np.mean(losses[-8:])
+  assert last < 0.75 * first, (first, last)
+  assert result["step"] == 40 and 0.0 <= result["val_iou"] <= 1.0
+  assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-40")
+  # summaries were written
+  assert os.listdir(tmp_path / "run" / "train")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(
+      toy_dir, steps=30, **{"trainer.lr_schedule": "constant", "trainer.learning_rate": 1e30,
+                            "trainer.checkpoint_every": 1}))
+  model_dir = str(tmp_path / "run")
+  tr = trainer_lib.Trainer(cfg, model_dir, re3_task.Re3Task(cfg))
+  with pytest.raises(trainer_lib.TrainingDiverged, match="non-finite loss") as err:
+    tr.train()
+  events = read_log(model_dir)
+  bad = [e for e in events if e["event"] == "diverged"][0]
+  latest = tf.train.latest_checkpoint(model_dir)
+  assert latest is not None and str(latest) in str(err.value)
+  saved_step = int(latest.rsplit("-", 1)[1])
+  assert saved_step == bad["step"] - 1
+  # the kept checkpoint holds finite weights and the step it was saved at
+  net, _ = _tiny_net()
+  step = tf.Variable(0, dtype=tf.int64)
+  tf.train.Checkpoint(model=net, step=step).restore(latest).expect_partial()
+  assert int(step.numpy()) == saved_step
+  assert all(np.isfinite(v.numpy()).all() for v in net.weights)
