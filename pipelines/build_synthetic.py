@@ -1,0 +1,349 @@
+"""Re3 synthetic occluded tracks from still images, as a Beam job.
+
+  python -m pipelines.build_synthetic --output_dir OUT [--num_tracks 1000]
+      [--track_length 32] [--canvas_size 400] [--seed 0] [--preview 6]
+      [--det_dir DET_RECORDS_OR_DET_ROOT] [--images_dir PHOTOS]
+
+Sources of objects (pooled when several are given):
+  --det_dir     object records written by `pipelines.build_det` (track
+                records of length 1, source "det"), or an ImageNet DET root
+                (Annotations/DET + Data/DET, read through the VOC XML reader)
+  --images_dir  any folder of photos with a VOC-style XML of the same stem
+                beside each, or a boxes.csv (format in
+                pipelines/synthetic/sources.py)
+  (none)        the embedded default: procedurally drawn textured images
+                (pipelines/synthetic/procedural.py). It needs nothing from the
+                network and is meant for trying the system and smoke tests;
+                real training uses DET images.
+
+Each track: the object's image is the background, a context patch around
+the object is the target, random patches of the same image are distractors
+behind it and occluders in front; everything moves with Re3's motion model
+(pipelines/synthetic/simulator.py, every constant a flag below). Records:
+track records with source "synthetic", JPEG frames, xyxy boxes of the
+target's true extent, bbox/occlusion = exact occluded fraction from the
+drawn occluders, bbox/visible = 0 where it exceeds --occlusion_threshold,
+frame 0 always unoccluded. Dataset name "synthetic" (--name), split from
+--split.
+
+Determinism: track i depends only on --seed, i, the simulator flags and the
+set of source objects: the object is picked from the sorted object keys by
+a Generator seeded from sha256(seed, "pick", i) and the simulation by one
+seeded from sha256(seed, "track", i); the writer shards by track id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from pipelines import core
+from pipelines.synthetic import common
+from pipelines.synthetic.flags import SyntheticJobOptions
+from pipelines.synthetic.simulator import SimulatorConfig
+
+SOURCE = "synthetic"
+DEFAULT_NAME = "synthetic"
+
+
+def simulator_config(opts: SyntheticJobOptions) -> SimulatorConfig:
+  return SimulatorConfig(**{f.name: getattr(opts, f.name)
+                            for f in dataclasses.fields(SimulatorConfig)})
+
+
+def validate(opts: SyntheticJobOptions) -> None:
+  """Every flag checked before the pipeline starts (JobConfigError naming it)."""
+  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
+  from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
+  core.check_common_options(opts, need_input=False)
+  common.check_generator_options(opts)
+  if opts.num_tracks is None or opts.num_tracks < 1:
+    raise core.JobConfigError(f"--num_tracks must be >= 1, got {opts.num_tracks}")
+  if opts.jpeg_quality is None or not 1 <= opts.jpeg_quality <= 100:
+    raise core.JobConfigError(f"--jpeg_quality must be in [1, 100], got {opts.jpeg_quality}")
+  if opts.min_object_fraction is None or not 0 <= opts.min_object_fraction < 1:
+    raise core.JobConfigError(
+        f"--min_object_fraction must be in [0, 1), got {opts.min_object_fraction}")
+  try:
+    simulator_config(opts).validate()
+  except ValueError as e:
+    raise core.JobConfigError(str(e)) from None
+  if opts.det_dir:
+    if not fs.isdir(opts.det_dir):
+      raise core.JobConfigError(f"--det_dir {opts.det_dir!r} is not a directory")
+    if not sources.is_det_root(opts.det_dir) and not core.record_files(opts.det_dir):
+      raise core.JobConfigError(
+          f"--det_dir {opts.det_dir!r} holds neither track record shards "
+          f"(*-*.tfrecord-*-of-*, from pipelines.build_det) nor an ImageNet DET root "
+          f"(Annotations/DET)")
+  if opts.images_dir and not fs.isdir(opts.images_dir):
+    raise core.JobConfigError(f"--images_dir {opts.images_dir!r} is not a directory")
+
+
+def track_id(seed: int, index: int) -> str:
+  return f"synthetic/{seed}/{index:07d}"
+
+
+# ---------------------------------------------------------------------------
+# Reading source objects
+# ---------------------------------------------------------------------------
+
+
+class ReadObjectRecordsFn(beam.DoFn):
+  """Record shard file -> a SourceObject per object record, or rejects.
+
+  Reads with tf.data (TensorFlow is a dependency anyway; Beam's TFRecord
+  source needs an extra CRC package). A shard that is corrupt or truncated
+  midway keeps the records read before the damage and rejects the rest.
+  """
+
+  def __init__(self, min_fraction: float):
+    self._min_fraction = min_fraction
+
+  def process(self, filename):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
+    index = -1
+    try:
+      for index, raw in enumerate(tf.data.TFRecordDataset(filename)):
+        name = f"{filename} record {index}"
+        try:
+          obj = sources.object_from_record(raw.numpy(), name, self._min_fraction)
+        except sources.SourceError as e:
+          yield core.reject(filename, e.reason, str(e), record=index)
+          continue
+        core.count("source_objects")
+        yield obj
+    except (tf.errors.DataLossError, tf.errors.OpError) as e:
+      yield core.reject(filename, "corrupt_record_file",
+                        f"unreadable after record {index}: {e.message.splitlines()[0]}")
+
+
+class ReadXmlObjectsFn(beam.DoFn):
+  """(key_prefix, image_path, xml_path) -> SourceObjects and rejects."""
+
+  def __init__(self, min_fraction: float):
+    self._min_fraction = min_fraction
+
+  def process(self, element):
+    from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
+    key_prefix, image_path, xml_path = element
+    try:
+      for item in sources.objects_from_xml(image_path, xml_path, key_prefix, self._min_fraction):
+        if isinstance(item, sources.SourceError):
+          yield core.reject(xml_path, item.reason, str(item))
+        else:
+          core.count("source_objects")
+          yield item
+    except sources.SourceError as e:
+      yield core.reject(xml_path, e.reason, str(e))
+
+
+class PickObjectFn(beam.DoFn):
+  """Track index -> (object key, index): a uniform draw from the sorted keys."""
+
+  def __init__(self, seed: int):
+    self._seed = seed
+    self._keys_src = None
+    self._keys = []
+
+  def process(self, index, keys):
+    from pipelines.synthetic import rng  # pylint: disable=g-import-not-at-top
+    if self._keys_src is not keys:
+      self._keys = sorted(set(keys))
+      self._keys_src = keys
+    if not self._keys:
+      yield core.reject("<sources>", "no_source_objects",
+                        "the sources gave no usable object (see the other rejects)",
+                        track=index)
+      return
+    gen = rng.track_rng(self._seed, "pick", index)
+    yield self._keys[int(gen.integers(len(self._keys)))], index
+
+
+class SelectObjectsFn(beam.DoFn):
+  """SourceObject -> (object, track index) for every track that picked it."""
+
+  def process(self, obj, picks):
+    for index in sorted(picks.get(obj.key, ())):
+      yield obj, index
+
+
+# ---------------------------------------------------------------------------
+# Simulation
+# ---------------------------------------------------------------------------
+
+
+class SimulateTrackFn(beam.DoFn):
+  """(SourceObject or None, track index) -> (key, record, frames) or a reject.
+
+  None is the embedded procedural source: the image is drawn from the
+  track's own Generator.
+  """
+
+  def __init__(self, cfg: SimulatorConfig, seed: int, jpeg_quality: int, min_fraction: float):
+    self._cfg = cfg
+    self._seed = seed
+    self._quality = jpeg_quality
+    self._min_fraction = min_fraction
+    self._last = (None, None)
+
+  def setup(self):
+    # Import the heavy modules once per worker, not per element.
+    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
+    from pipelines.synthetic import procedural, rng, simulator, sources  # pylint: disable=g-import-not-at-top
+    self._images, self._schema = images, schema
+    self._procedural, self._rng, self._sim, self._sources = procedural, rng, simulator, sources
+    self._cfg.validate()
+
+  def _image(self, obj):
+    """Decoded image of an object, kept for the next track of the same image."""
+    ident = obj.image_path or obj.key
+    if self._last[0] != ident:
+      self._last = (ident, obj.load_image())
+    return self._last[1]
+
+  def process(self, element):
+    obj, index = element
+    gen = self._rng.track_rng(self._seed, "track", index)
+    if obj is None:
+      image, objects = self._procedural.make_image(gen)
+      box, label = objects[int(gen.integers(len(objects)))]
+      name = f"<procedural {index}>"
+    else:
+      name, label = obj.name, obj.label
+      try:
+        image = self._image(obj)
+      except self._images.ImageError as e:
+        yield core.reject(obj.image_path or obj.name, "corrupt_image", str(e), track=index)
+        return
+      box = obj.box_for(image)
+      try:
+        self._sources.check_box(box, image.shape[0], image.shape[1], self._min_fraction, name)
+      except self._sources.SourceError as e:
+        yield core.reject(name, e.reason, str(e), track=index)
+        return
+    try:
+      sim = self._sim.simulate_track(image, box, gen, self._cfg)
+    except self._sim.SimulationError as e:
+      yield core.reject(name, e.reason, str(e), track=index)
+      return
+    n = len(sim.frames)
+    track = self._schema.Track(
+        track_id=track_id(self._seed, index), source=SOURCE, height=self._cfg.canvas_size,
+        width=self._cfg.canvas_size,
+        images=[self._images.encode_jpeg(f, self._quality) for f in sim.frames],
+        boxes_xyxy=sim.boxes_xyxy, visible=sim.visible, frame_index=np.arange(n),
+        occlusion=sim.occlusion, label=label)
+    core.count("tracks_generated")
+    core.count("frames_generated", n)
+    core.count("frames_occluded", int(n - sim.visible.sum()))
+    core.count("frames_partly_occluded", int(np.count_nonzero(sim.occlusion > 0)))
+    yield track.track_id, self._schema.serialize_track(track), n
+
+
+# ---------------------------------------------------------------------------
+# Pipeline
+# ---------------------------------------------------------------------------
+
+
+def source_description(opts) -> str:
+  parts = [f"det_dir={opts.det_dir}"] if opts.det_dir else []
+  parts += [f"images_dir={opts.images_dir}"] if opts.images_dir else []
+  return ", ".join(parts) or "embedded procedural images"
+
+
+def _counted(reject: dict) -> dict:
+  """A reject found while listing (in the driver), counted like core.reject does."""
+  core.count(f"rejected_{reject['reason']}")
+  return reject
+
+
+def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
+  """(objects PCollection, [reject PCollections])."""
+  from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
+  frac = opts.min_object_fraction
+  objects, rejects = [], []
+  if opts.det_dir:
+    if sources.is_det_root(opts.det_dir):
+      entries = sources.list_det_root(opts.det_dir)
+      logging.info("DET root %s: %d annotation files", opts.det_dir, len(entries))
+      read = (p | "DetXmlFiles" >> beam.Create(entries)
+              | "DetXmlSpread" >> beam.Reshuffle()
+              | "ReadDetXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
+                  core.REJECTED_TAG, main="objects"))
+    else:
+      files = core.record_files(opts.det_dir)
+      read = (p | "DetRecordFiles" >> beam.Create(files)
+              | "DetFilesSpread" >> beam.Reshuffle()
+              | "ReadDetRecords" >> beam.ParDo(ReadObjectRecordsFn(frac)).with_outputs(
+                  core.REJECTED_TAG, main="objects"))
+    objects.append(read.objects)
+    rejects.append(read[core.REJECTED_TAG])
+  if opts.images_dir:
+    xml_entries, listed, listed_rejects = sources.scan_images_dir(opts.images_dir, frac)
+    read = (p | "PhotoXmlFiles" >> beam.Create(xml_entries)
+            | "ReadPhotoXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
+                core.REJECTED_TAG, main="objects"))
+    objects += [read.objects, p | "BoxesFileObjects" >> beam.Create(listed)]
+    rejects += [read[core.REJECTED_TAG],
+                p | "ListingRejects" >> beam.Create(listed_rejects)
+                | "CountListingRejects" >> beam.Map(_counted)]
+  return objects[0] if len(objects) == 1 else objects | "AllObjects" >> beam.Flatten(), rejects
+
+
+def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
+  cfg = simulator_config(opts)
+  simulate = SimulateTrackFn(cfg, opts.seed, opts.jpeg_quality, opts.min_object_fraction)
+  indices = p | "TrackIndices" >> beam.Create(range(opts.num_tracks))
+  rejects = []
+  if not (opts.det_dir or opts.images_dir):
+    work = (indices
+            | "Procedural" >> beam.Map(lambda i: (None, i))
+            | "SpreadTracks" >> beam.Reshuffle())
+  else:
+    objects, source_rejects = _read_sources(p, opts)
+    rejects += source_rejects
+    keys = objects | "ObjectKeys" >> beam.Map(lambda o: o.key)
+    picked = indices | "PickObjects" >> beam.ParDo(
+        PickObjectFn(opts.seed), keys=beam.pvalue.AsList(keys)).with_outputs(
+            core.REJECTED_TAG, main="picks")
+    rejects.append(picked[core.REJECTED_TAG])
+    by_key = picked.picks | "TracksPerObject" >> beam.GroupByKey()
+    work = (objects
+            | "SelectObjects" >> beam.ParDo(SelectObjectsFn(), picks=beam.pvalue.AsDict(by_key))
+            | "SpreadTracks" >> beam.Reshuffle())
+  simulated = work | "Simulate" >> beam.ParDo(simulate).with_outputs(
+      core.REJECTED_TAG, main="records")
+  rejects.append(simulated[core.REJECTED_TAG])
+  all_rejects = rejects | "AllRejects" >> beam.Flatten()
+  info = {"generator": "pipelines.build_synthetic", "seed": opts.seed,
+          "source": source_description(opts), "simulator": dataclasses.asdict(cfg),
+          "jpeg_quality": opts.jpeg_quality, "min_object_fraction": opts.min_object_fraction}
+  _ = ((simulated.records, all_rejects)
+       | "Write" >> core.WriteShardedRecords(opts.output_dir, opts.name or DEFAULT_NAME,
+                                              opts.split, opts.num_shards, extra_info=info))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  common.check_unknown_flags(argv)
+  counters = core.run_job(argv, SyntheticJobOptions, validate, build, "build_synthetic")
+  opts = core.make_pipeline_options(argv).view_as(SyntheticJobOptions)
+  common.write_previews(opts, opts.name or DEFAULT_NAME, [opts.split])
+  return counters
+
+
+if __name__ == "__main__":
+  # Run the importable module's main so the DoFns pickled for workers belong
+  # to `pipelines.build_synthetic`, not to `__main__`.
+  from pipelines import build_synthetic as _job  # pylint: disable=import-self
+  try:
+    _job.main()
+  except core.JobConfigError as e:
+    sys.exit(f"build_synthetic: {e}")

@@ -1,0 +1,258 @@
+"""Where the simulator's objects come from: DET object records, a DET root,
+or any folder of photos with VOC XML or a boxes file beside them.
+
+Every source yields `SourceObject`s (an image, by bytes or path, and one box
+in it) or rejects with a reason; the job samples tracks from them.
+
+The boxes file (`--images_dir`): a file named `boxes.csv` in any folder
+lists objects of the images in that folder, one per line:
+
+    image_name,xmin,ymin,xmax,ymax[,label]
+
+with the image path relative to the folder of the file, and the box in
+pixels of that image (xyxy, continuous coordinates: a box covering pixel
+columns 10..19 is xmin=10, xmax=20). Empty lines and lines starting with
+'#' are skipped; a first line starting with `image` is taken as a header.
+An image may appear on several lines (several objects). Images with
+neither an XML file of the same stem nor a boxes.csv line are rejected
+(reason `no_annotation`), so nothing is dropped silently.
+
+VOC XML boxes (xmin, ymin, xmax, ymax) are used as xyxy as written (ImageNet
+convention), scaled when the decoded image size differs from <size>.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+from typing import Dict, Iterator, List, Tuple
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+BOXES_FILE = "boxes.csv"
+
+
+@dataclasses.dataclass
+class SourceObject:
+  """One object to track: its image (bytes or path) and box."""
+  key: str                       # stable unique id (also decides which tracks use it)
+  name: str                      # file or record the object comes from (for messages)
+  box_xyxy: Tuple[float, float, float, float]
+  label: str = ""
+  image_path: str = ""           # set for file sources
+  image_bytes: bytes = b""       # set for record sources
+  annotated_size: Tuple[int, int] = (0, 0)  # (height, width) the box refers to; 0 = as decoded
+
+  def load_image(self) -> np.ndarray:
+    """HxWx3 uint8 and the box scaled to it; ImageError naming the file."""
+    from pipelines import images  # pylint: disable=g-import-not-at-top
+    if self.image_bytes:
+      return images.decode_image_rgb(self.image_bytes, self.name)
+    return images.load_image_rgb(self.image_path)
+
+  def box_for(self, image: np.ndarray) -> np.ndarray:
+    box = np.asarray(self.box_xyxy, np.float64)
+    ah, aw = self.annotated_size
+    h, w = image.shape[:2]
+    if ah and aw and (ah, aw) != (h, w):
+      box = box * np.array([w / aw, h / ah, w / aw, h / ah])
+    return box
+
+
+class SourceError(ValueError):
+  """A source entry that gives no object; `reason` tags the reject."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+
+def check_box(box, height: int, width: int, min_fraction: float, name: str) -> None:
+  """SourceError for a box that is not finite, empty, outside the image, or
+  smaller than `min_fraction` of the image area (Re3 dropped boxes under 1%)."""
+  b = np.asarray(box, np.float64)
+  if b.shape != (4,) or not np.all(np.isfinite(b)):
+    raise SourceError("invalid_box", f"{name}: box {list(b)} is not 4 finite numbers")
+  if b[2] <= b[0] or b[3] <= b[1]:
+    raise SourceError("invalid_box", f"{name}: box {b.tolist()} has no area")
+  if height > 0 and width > 0:
+    if b[2] <= 0 or b[3] <= 0 or b[0] >= width or b[1] >= height:
+      raise SourceError("invalid_box",
+                        f"{name}: box {b.tolist()} is outside the {width}x{height} image")
+    clipped = ((min(b[2], width) - max(b[0], 0)) * (min(b[3], height) - max(b[1], 0)))
+    if clipped < min_fraction * width * height:
+      raise SourceError("small_object", f"{name}: box {b.tolist()} covers under "
+                                        f"{min_fraction:g} of the {width}x{height} image")
+
+
+# ---------------------------------------------------------------------------
+# DET object records (pipelines.build_det)
+# ---------------------------------------------------------------------------
+
+
+def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObject:
+  """A track record of length >= 1 -> its first frame with a visible finite box."""
+  from pipelines import schema  # pylint: disable=g-import-not-at-top
+  try:
+    track = schema.parse_track(data)
+  except Exception as e:  # tf.errors.InvalidArgumentError and friends  # pylint: disable=broad-except
+    raise SourceError("bad_record", f"{name}: not a track record ({type(e).__name__}: "
+                                    f"{str(e).splitlines()[0] if str(e) else ''})") from e
+  where = f"{name} track {track.track_id!r}"
+  for i in range(len(track)):
+    box = track.boxes_xyxy[i]
+    if track.visible[i] and np.all(np.isfinite(box)):
+      check_box(box, track.height, track.width, min_fraction, where)
+      return SourceObject(
+          key=f"rec/{track.track_id}", name=where, box_xyxy=tuple(float(v) for v in box),
+          label=track.label, image_bytes=track.images[i],
+          annotated_size=(int(track.height), int(track.width)))
+  raise SourceError("no_box", f"{where}: no frame with a visible box")
+
+
+# ---------------------------------------------------------------------------
+# VOC XML (a DET root, or photos with .xml beside them)
+# ---------------------------------------------------------------------------
+
+
+def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
+                     min_fraction: float) -> Iterator[object]:
+  """SourceObjects of one annotated image; SourceErrors for the bad boxes
+  (yielded, not raised, so one bad box does not hide the good ones). A file
+  that cannot be parsed raises SourceError(bad_xml)."""
+  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
+  from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml  # pylint: disable=g-import-not-at-top
+  try:
+    ann = parse_voc_xml(xml_path)
+  except VocXmlError as e:
+    raise SourceError("bad_xml", str(e)) from e
+  if not fs.exists(image_path):
+    raise SourceError("missing_image", f"{xml_path}: image {image_path} does not exist")
+  if not ann.objects:
+    raise SourceError("no_box", f"{xml_path}: no <object>")
+  for k, obj in enumerate(ann.objects):
+    where = f"{xml_path} <object> #{k}"
+    box = (obj.xmin, obj.ymin, obj.xmax, obj.ymax)
+    try:
+      check_box(box, ann.height, ann.width, min_fraction, where)
+    except SourceError as e:
+      yield e
+      continue
+    yield SourceObject(key=f"{key_prefix}#{k}", name=where, box_xyxy=tuple(map(float, box)),
+                       label=obj.name, image_path=image_path,
+                       annotated_size=(ann.height, ann.width))
+
+
+def list_det_root(root: str) -> List[Tuple[str, str, str]]:
+  """(key_prefix, image_path, xml_path) for every XML under Annotations/DET of
+  an ImageNet DET root; the image is Data/DET/<same relative path>.JPEG."""
+  ann_root = os.path.join(root, "Annotations", "DET")
+  data_root = os.path.join(root, "Data", "DET")
+  out = []
+  for rel_dir, xml_name in _walk_files(ann_root, (".xml",)):
+    rel = os.path.join(rel_dir, xml_name[:-4])
+    out.append((f"det/{rel}", os.path.join(data_root, rel + ".JPEG"),
+                os.path.join(ann_root, rel + ".xml")))
+  return out
+
+
+def is_det_root(path: str) -> bool:
+  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
+  return fs.isdir(os.path.join(path, "Annotations", "DET"))
+
+
+def _walk_files(root: str, extensions) -> List[Tuple[str, str]]:
+  """Sorted (relative dir, file name) of files with the extensions under root."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  out = []
+  if "://" in root:
+    walker = ((d, files) for d, _, files in tf.io.gfile.walk(root))
+  else:
+    walker = ((d, files) for d, _, files in os.walk(root))
+  for d, files in walker:
+    rel_dir = os.path.relpath(d, root)
+    rel_dir = "" if rel_dir == "." else rel_dir
+    for f in files:
+      if f.lower().endswith(extensions):
+        out.append((rel_dir, f))
+  return sorted(out)
+
+
+# ---------------------------------------------------------------------------
+# A folder of photos
+# ---------------------------------------------------------------------------
+
+
+def parse_boxes_file(text: str, path: str) -> Tuple[List[Tuple[str, tuple, str]], List[dict]]:
+  """boxes.csv text -> ([(image_name, box, label)], [reject dicts])."""
+  rows, rejects = [], []
+  for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
+      continue
+    if lineno == 1 and row[0].strip().lower().startswith("image"):
+      continue
+    where = f"{path}:{lineno}"
+    if len(row) not in (5, 6):
+      rejects.append({"path": where, "reason": "bad_boxes_line",
+                      "detail": f"expected image,xmin,ymin,xmax,ymax[,label], got {len(row)} "
+                                f"fields"})
+      continue
+    try:
+      box = tuple(float(v) for v in row[1:5])
+    except ValueError:
+      rejects.append({"path": where, "reason": "bad_boxes_line",
+                      "detail": f"box values {row[1:5]} are not numbers"})
+      continue
+    rows.append((row[0].strip(), box, row[5].strip() if len(row) == 6 else ""))
+  return rows, rejects
+
+
+def scan_images_dir(root: str, min_fraction: float):
+  """Lists a photo folder in the driver.
+
+  Returns (xml_entries [(key_prefix, image_path, xml_path)], objects
+  [SourceObject from boxes files], rejects [dict]). XML files are parsed
+  later, by the workers; boxes files are small and parsed here.
+  """
+  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
+  files = _walk_files(root, IMAGE_EXTENSIONS + (".xml", ".csv"))
+  present = {os.path.join(d, f) for d, f in files}
+  xml_entries, objects, rejects = [], [], []
+  in_boxes: Dict[str, int] = {}
+  for d, f in files:
+    if f != BOXES_FILE:
+      continue
+    path = os.path.join(root, d, f)
+    rows, bad = parse_boxes_file(fs.read_text(path), path)
+    rejects.extend(bad)
+    for lineno, (name, box, label) in enumerate(rows):
+      rel = os.path.normpath(os.path.join(d, name))
+      where = f"{path} ({name})"
+      if rel not in present:
+        rejects.append({"path": where, "reason": "missing_image",
+                        "detail": f"{os.path.join(root, rel)} does not exist"})
+        continue
+      k = in_boxes.get(rel, 0)
+      in_boxes[rel] = k + 1
+      try:
+        check_box(box, 0, 0, min_fraction, where)
+      except SourceError as e:
+        rejects.append({"path": where, "reason": e.reason, "detail": str(e)})
+        continue
+      objects.append(SourceObject(key=f"img/{rel}#b{k}", name=where, box_xyxy=box, label=label,
+                                  image_path=os.path.join(root, rel)))
+  for d, f in files:
+    if not f.lower().endswith(IMAGE_EXTENSIONS):
+      continue
+    rel = os.path.join(d, f)
+    xml_rel = os.path.splitext(rel)[0] + ".xml"
+    if xml_rel in present:
+      xml_entries.append((f"img/{rel}", os.path.join(root, rel), os.path.join(root, xml_rel)))
+    elif rel not in in_boxes:
+      rejects.append({"path": os.path.join(root, rel), "reason": "no_annotation",
+                      "detail": f"no {os.path.splitext(f)[0]}.xml beside it and no line in a "
+                                f"{BOXES_FILE}"})
+  return xml_entries, objects, rejects
