@@ -127,6 +127,10 @@ class Re3Net(keras.Model):
     self.lstm1.build((None, cfg.fc6_units))
     self.lstm2.build((None, cfg.fc6_units + cfg.lstm_units))
     self.head.build((None, cfg.lstm_units))
+    # Tell Keras what call() takes, as a first call would, so SavedModel
+    # export (tf.saved_model.save of a module holding the net) can trace it.
+    spec = tf.TensorSpec([None, None, cfg.crop_size, cfg.crop_size, 3], tf.float32)
+    self._set_save_spec((spec, spec))
     self.built = True
 
   def build_from_config(self, config):

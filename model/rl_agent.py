@@ -123,6 +123,8 @@ class RLAgent(keras.Model):
     self.lstm.build((None, fh * fw * fc))
     self.hidden.build((None, cfg.lstm_units))
     self.mu_layer.build((None, cfg.hidden_units))
+    # As a first call would: lets SavedModel export trace call().
+    self._set_save_spec(tf.TensorSpec([None, None, cfg.frame_size, cfg.frame_size, cfg.channels], tf.float32))
     self.built = True
 
   def build_from_config(self, config):

@@ -224,3 +224,43 @@ def test_summary_table_ends_with_the_parameter_count(name):
     expected = build_rl_agent(cfg).count_params()
   assert lines[-1] == str(expected)
   assert any("lstm" in line and "PeepholeLSTMCell" in line for line in lines)
+
+
+def test_step_exports_as_saved_model_signature(tmp_path):
+  """A module holding the net with a tf.function(step) saves and reloads."""
+  net = build_re3(TINY)
+  module = tf.Module()
+  module.net = net
+  u = TINY.lstm_units
+
+  def step(prev, curr, h1, c1, h2, c2):
+    labels, state = net.step(prev, curr, (h1, c1, h2, c2))
+    return {"labels": labels, "state": tf.stack(state, axis=0)}
+
+  crop = tf.TensorSpec([None, 67, 67, 3], tf.uint8)
+  hidden = tf.TensorSpec([None, u], tf.float32)
+  module.step = tf.function(step, input_signature=[crop, crop, hidden, hidden, hidden, hidden])
+  tf.saved_model.save(module, str(tmp_path / "saved"))
+  loaded = tf.saved_model.load(str(tmp_path / "saved"))
+  rng = np.random.default_rng(9)
+  prev, curr = _crops(rng, 3), _crops(rng, 3)
+  state = _random_state(rng, 3, u)
+  out = loaded.step(prev, curr, *state)
+  labels, new_state = net.step(prev, curr, state)
+  np.testing.assert_allclose(out["labels"].numpy(), labels.numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(out["state"].numpy(), np.stack([s.numpy() for s in new_state]), rtol=1e-5, atol=1e-6)
+
+
+def test_every_weight_gets_a_gradient_through_unroll():
+  net = build_re3(TINY)
+  rng = np.random.default_rng(10)
+  prev, curr = _crops(rng, 2, 3), _crops(rng, 2, 3)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(tf.abs(net((prev, curr)) - 5.0)) + tf.add_n(net.losses)
+  grads = tape.gradient(loss, net.trainable_variables)
+  missing = [v.name for v, g in zip(net.trainable_variables, grads) if g is None]
+  assert not missing
+  assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+  # Peepholes, PReLU slopes and the forget bias are trained too.
+  names = {v.name.split("/")[-1].split(":")[0] for v in net.trainable_variables}
+  assert {"peephole_i", "peephole_f", "peephole_o", "alpha", "bias", "recurrent_kernel"} <= names

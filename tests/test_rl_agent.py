@@ -123,3 +123,13 @@ def test_keras_file_and_checkpoint_round_trip(tmp_path):
   fresh = build_rl_agent(cfg)
   tf.train.Checkpoint(model=fresh).restore(ckpt).assert_existing_objects_matched()
   np.testing.assert_array_equal(fresh(frames).numpy(), expected)
+  # SavedModel export of a step function (what tracking export does).
+  module = tf.Module()
+  module.agent = agent
+  spec = [tf.TensorSpec([None, 20, 20, 1], tf.float32)] + [tf.TensorSpec([None, 6], tf.float32)] * 2
+  module.step = tf.function(lambda f, h, c: agent.step(f, (h, c))[0], input_signature=spec)
+  tf.saved_model.save(module, str(tmp_path / "saved"))
+  reloaded = tf.saved_model.load(str(tmp_path / "saved"))
+  zeros = np.zeros((1, 6), np.float32)
+  np.testing.assert_allclose(reloaded.step(frames[:, 0], zeros, zeros).numpy(), expected[:, 0],
+                             rtol=1e-5, atol=1e-5)
