@@ -11,7 +11,8 @@ tf.nn ops in one tf.function: the convolutions (grouped ones as one
 tf.nn.conv2d per group, as the model does), ReLUs, pools and LRNs, the
 1x1 skip convolutions, the fc6 / LSTM / head matmuls. The ratio model / bare
 shows what the model code adds (Keras layer dispatch, PReLU, peepholes, gate
-element-wise ops). Times are medians over --iters calls after warm-up, the
+element-wise ops). For batch 1 it also prints an eager (un-wrapped) step,
+to show what calling `step` without tf.function costs. Times are medians over --iters calls after warm-up, the
 two versions called alternately so machine load affects both alike;
 "per frame" divides a call by B.
 """
@@ -122,6 +123,9 @@ def main(argv):
       rows.append((name, b, m, m / b, r, r / b, m / r))
       print(f"{name:<12} {b:>5} {m:>14.2f} {m / b:>15.2f} {r:>13.2f} {r / b:>14.2f} {m / r:>11.2f}",
             flush=True)
+      if b == 1:
+        eager = median_ms([(net.step, (prev, curr, state))], max(3, FLAGS.iters // 4), 1)[0]
+        print(f"{name:<12} {b:>5} eager (no tf.function) step: {eager:.2f} ms", flush=True)
     del net, model_step, bare_step
   print()
   print(header)
