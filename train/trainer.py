@@ -288,14 +288,15 @@ class Trainer:
       if not loss_scaling:  # with loss scaling, inf gradients are normal: the optimizer skips them
         finite = tf.logical_and(finite, tf.math.is_finite(gnorm))
 
-      def apply():
-        optimizer.apply_gradients(zip(grads, model.trainable_variables),
-                                  skip_gradients_aggregation=True)
-        return tf.constant(True)
-
-      applied = tf.cond(finite, apply, lambda: tf.constant(False))
+      # apply_gradients cannot sit in a tf.cond under a distribution strategy
+      # (it is a synchronization point), so a non-finite step applies zero
+      # gradients instead; the trainer then stops without saving.
+      if not loss_scaling:
+        grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+      optimizer.apply_gradients(zip(grads, model.trainable_variables),
+                                skip_gradients_aggregation=True)
       metrics["grad_norm"] = gnorm / num_replicas      # summed over replicas below
-      metrics["applied"] = tf.cast(applied, tf.float32) / num_replicas
+      metrics["applied"] = tf.cast(finite, tf.float32) / num_replicas
       return metrics, images, new_carry
 
     strategy = self.strategy
