@@ -35,7 +35,6 @@ seeded from sha256(seed, "track", i); the writer shards by track id.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from typing import Optional, Sequence
 
@@ -58,7 +57,7 @@ def simulator_config(opts: SyntheticJobOptions) -> SimulatorConfig:
 
 def validate(opts: SyntheticJobOptions) -> None:
   """Every flag checked before the pipeline starts (JobConfigError naming it)."""
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
+  from pipelines.readers import det, fs  # pylint: disable=g-import-not-at-top
   from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
   core.check_common_options(opts, need_input=False)
   common.check_generator_options(opts)
@@ -76,13 +75,26 @@ def validate(opts: SyntheticJobOptions) -> None:
   if opts.det_dir:
     if not fs.isdir(opts.det_dir):
       raise core.JobConfigError(f"--det_dir {opts.det_dir!r} is not a directory")
-    if not sources.is_det_root(opts.det_dir) and not core.record_files(opts.det_dir):
+    if sources.is_det_root(opts.det_dir):
+      try:
+        dirs = det.annotation_dirs(opts.det_dir, det_subset(opts))
+      except det.DetLayoutError as e:
+        raise core.JobConfigError(f"--det_dir: {e}") from None
+      if not dirs:
+        raise core.JobConfigError(f"--det_dir {opts.det_dir!r}: no .xml files under "
+                                  f"Annotations/DET/{det_subset(opts)}")
+    elif not core.record_files(opts.det_dir):
       raise core.JobConfigError(
           f"--det_dir {opts.det_dir!r} holds neither track record shards "
           f"(*-*.tfrecord-*-of-*, from pipelines.build_det) nor an ImageNet DET root "
           f"(Annotations/DET)")
   if opts.images_dir and not fs.isdir(opts.images_dir):
     raise core.JobConfigError(f"--images_dir {opts.images_dir!r} is not a directory")
+
+
+def det_subset(opts) -> str:
+  """Folder of a DET root to read: --det_subset, else --split (as build_det)."""
+  return opts.det_subset or opts.split
 
 
 def track_id(seed: int, index: int) -> str:
@@ -125,14 +137,27 @@ class ReadObjectRecordsFn(beam.DoFn):
 
 
 class ReadXmlObjectsFn(beam.DoFn):
-  """(key_prefix, image_path, xml_path) -> SourceObjects and rejects."""
+  """An annotation -> SourceObjects and rejects.
 
-  def __init__(self, min_fraction: float):
+  Elements are (key_prefix, image_path, xml_path) for a photo folder, or a
+  bare XML path under a DET root (`det_root` set), whose image and key are
+  found the way build_det finds them.
+  """
+
+  def __init__(self, min_fraction: float, det_root: str = "", det_subset: str = ""):
     self._min_fraction = min_fraction
+    self._det_root = det_root
+    self._det_subset = det_subset
 
   def process(self, element):
+    from pipelines.readers import det  # pylint: disable=g-import-not-at-top
     from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
-    key_prefix, image_path, xml_path = element
+    if self._det_root:
+      xml_path = element
+      key_prefix = sources.det_key_prefix(self._det_root, self._det_subset, xml_path)
+      image_path = det.image_path_for(self._det_root, self._det_subset, xml_path) or ""
+    else:
+      key_prefix, image_path, xml_path = element
     try:
       for item in sources.objects_from_xml(image_path, xml_path, key_prefix, self._min_fraction):
         if isinstance(item, sources.SourceError):
@@ -222,9 +247,8 @@ class SimulateTrackFn(beam.DoFn):
       except self._images.ImageError as e:
         yield core.reject(obj.image_path or obj.name, "corrupt_image", str(e), track=index)
         return
-      box = obj.box_for(image)
       try:
-        self._sources.check_box(box, image.shape[0], image.shape[1], self._min_fraction, name)
+        box = obj.box_in(image, self._min_fraction)
       except self._sources.SourceError as e:
         yield core.reject(name, e.reason, str(e), track=index)
         return
@@ -266,17 +290,18 @@ def _counted(reject: dict) -> dict:
 
 def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
   """(objects PCollection, [reject PCollections])."""
+  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
   from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
   frac = opts.min_object_fraction
   objects, rejects = [], []
   if opts.det_dir:
     if sources.is_det_root(opts.det_dir):
-      entries = sources.list_det_root(opts.det_dir)
-      logging.info("DET root %s: %d annotation files", opts.det_dir, len(entries))
-      read = (p | "DetXmlFiles" >> beam.Create(entries)
+      subset = det_subset(opts)
+      read = (p | "DetXmlDirs" >> beam.Create(det.annotation_dirs(opts.det_dir, subset))
+              | "DetXmlFiles" >> beam.FlatMap(det.list_xmls)
               | "DetXmlSpread" >> beam.Reshuffle()
-              | "ReadDetXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
-                  core.REJECTED_TAG, main="objects"))
+              | "ReadDetXml" >> beam.ParDo(ReadXmlObjectsFn(frac, opts.det_dir, subset))
+              .with_outputs(core.REJECTED_TAG, main="objects"))
     else:
       files = core.record_files(opts.det_dir)
       read = (p | "DetRecordFiles" >> beam.Create(files)
@@ -286,7 +311,7 @@ def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
     objects.append(read.objects)
     rejects.append(read[core.REJECTED_TAG])
   if opts.images_dir:
-    xml_entries, listed, listed_rejects = sources.scan_images_dir(opts.images_dir, frac)
+    xml_entries, listed, listed_rejects = sources.scan_images_dir(opts.images_dir)
     read = (p | "PhotoXmlFiles" >> beam.Create(xml_entries)
             | "ReadPhotoXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
                 core.REJECTED_TAG, main="objects"))

@@ -232,8 +232,40 @@ def test_job_reads_det_records_and_annotated_photos(tmp_path):
   reasons = {r["reason"]: r["path"] for r in rejects}
   assert reasons["bad_record"].endswith("det-train.tfrecord-00000-of-00001")
   assert reasons["no_annotation"].endswith("c.jpg")
-  assert reasons["bad_xml"].endswith("d.xml")
+  assert reasons["malformed_annotation"].endswith("d.xml")
   assert "boxes.csv:3" in reasons["bad_boxes_line"]
+
+
+def _voc(box, size=(120, 160), name="n0001"):
+  x0, y0, x1, y1 = box
+  return (f"<annotation><size><width>{size[1]}</width><height>{size[0]}</height></size>"
+          f"<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+          f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object></annotation>")
+
+
+def test_det_root_objects_use_build_det_keys_and_rules(tmp_path):
+  ann = tmp_path / "Annotations" / "DET" / "train" / "n0001"
+  data = tmp_path / "Data" / "DET" / "train" / "n0001"
+  ann.mkdir(parents=True)
+  data.mkdir(parents=True)
+  img = procedural.make_image(np.random.default_rng(1), 120, 120)[0]
+  (data / "n0001_1.JPEG").write_bytes(images.encode_jpeg(img))
+  (ann / "n0001_1.xml").write_text(_voc((10, 20, 60, 90), img.shape[:2]))
+  (data / "n0001_2.JPEG").write_bytes(images.encode_jpeg(img))
+  (ann / "n0001_2.xml").write_text(_voc((10, 20, 12, 22), img.shape[:2]))  # 4 px^2
+  (ann / "n0001_3.xml").write_text(_voc((10, 20, 60, 90), img.shape[:2]))  # no image
+  fn = build_synthetic.ReadXmlObjectsFn(0.01, str(tmp_path), "train")
+  out = {}
+  for name in ("n0001_1", "n0001_2", "n0001_3"):
+    out[name] = list(fn.process(str(ann / f"{name}.xml")))
+  obj, = out["n0001_1"]
+  assert obj.key == "det/train/n0001/n0001_1/00" and obj.label == "n0001"
+  assert obj.image_path.endswith("n0001_1.JPEG") and obj.annotated_size == (120, 120)
+  np.testing.assert_allclose(obj.box_in(img, 0.01), [10, 20, 60, 90])
+  # A decoded image half the annotated size: the box is scaled with it.
+  np.testing.assert_allclose(obj.box_in(img[::2, ::2], 0.01), [5, 10, 30, 45])
+  assert [r.value["reason"] for r in out["n0001_2"]] == ["small_object"]
+  assert [r.value["reason"] for r in out["n0001_3"]] == ["missing_image"]
 
 
 def test_unreadable_image_is_rejected_not_crashed(tmp_path):

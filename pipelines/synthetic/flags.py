@@ -16,6 +16,7 @@ import dataclasses
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.core import DatasetJobOptions
+from pipelines.job_flags import DetSubsetOptions
 from pipelines.synthetic.moving_mnist import VARIANTS, MovingMnistConfig
 from pipelines.synthetic.simulator import SimulatorConfig
 
@@ -88,8 +89,9 @@ class MovingMnistFlags(PipelineOptions):
                                "pipelines/synthetic/moving_mnist.py.")
 
 
-class SyntheticJobOptions(DatasetJobOptions, GeneratorFlags, SyntheticFlags):
-  """The flags build_synthetic reads (composed; defines none itself)."""
+class SyntheticJobOptions(DatasetJobOptions, GeneratorFlags, SyntheticFlags, DetSubsetOptions):
+  """The flags build_synthetic reads (composed; defines none itself).
+  --det_subset (build_det's flag) picks the folder of a DET root."""
 
 
 class MovingMnistJobOptions(DatasetJobOptions, GeneratorFlags, MovingMnistFlags):

@@ -18,7 +18,13 @@ neither an XML file of the same stem nor a boxes.csv line are rejected
 (reason `no_annotation`), so nothing is dropped silently.
 
 VOC XML boxes (xmin, ymin, xmax, ymax) are used as xyxy as written (ImageNet
-convention), scaled when the decoded image size differs from <size>.
+convention). Every box is judged by the DET reader's rules
+(pipelines.readers.det.judge_box, shared with build_det): scaled when the
+decoded image's size differs from the annotated one, clipped to the image,
+rejected as bad_box / box_outside_image / small_object (under
+--min_object_fraction of the image). Keys of DET objects are build_det's
+track ids (det/{subset}/{path}/{k:02d}), so a DET root and the records
+build_det made from it name the same objects alike.
 """
 
 from __future__ import annotations
@@ -53,13 +59,11 @@ class SourceObject:
       return images.decode_image_rgb(self.image_bytes, self.name)
     return images.load_image_rgb(self.image_path)
 
-  def box_for(self, image: np.ndarray) -> np.ndarray:
-    box = np.asarray(self.box_xyxy, np.float64)
-    ah, aw = self.annotated_size
-    h, w = image.shape[:2]
-    if ah and aw and (ah, aw) != (h, w):
-      box = box * np.array([w / aw, h / ah, w / aw, h / ah])
-    return box
+  def box_in(self, image: np.ndarray, min_fraction: float) -> np.ndarray:
+    """The box in the decoded image's pixels (scaled if the annotation's size
+    differs, clipped); SourceError when it is not usable there."""
+    return judge(self.box_xyxy, image.shape[0], image.shape[1], self.annotated_size,
+                 min_fraction, self.name)
 
 
 class SourceError(ValueError):
@@ -70,22 +74,27 @@ class SourceError(ValueError):
     self.reason = reason
 
 
-def check_box(box, height: int, width: int, min_fraction: float, name: str) -> None:
-  """SourceError for a box that is not finite, empty, outside the image, or
-  smaller than `min_fraction` of the image area (Re3 dropped boxes under 1%)."""
-  b = np.asarray(box, np.float64)
-  if b.shape != (4,) or not np.all(np.isfinite(b)):
-    raise SourceError("invalid_box", f"{name}: box {list(b)} is not 4 finite numbers")
-  if b[2] <= b[0] or b[3] <= b[1]:
-    raise SourceError("invalid_box", f"{name}: box {b.tolist()} has no area")
-  if height > 0 and width > 0:
-    if b[2] <= 0 or b[3] <= 0 or b[0] >= width or b[1] >= height:
-      raise SourceError("invalid_box",
-                        f"{name}: box {b.tolist()} is outside the {width}x{height} image")
-    clipped = ((min(b[2], width) - max(b[0], 0)) * (min(b[3], height) - max(b[1], 0)))
-    if clipped < min_fraction * width * height:
-      raise SourceError("small_object", f"{name}: box {b.tolist()} covers under "
-                                        f"{min_fraction:g} of the {width}x{height} image")
+def judge(box, height: int, width: int, annotated_size, min_fraction: float,
+          name: str) -> np.ndarray:
+  """The box in (height, width) pixels, scaled from `annotated_size` when that
+  differs and clipped, by the DET reader's rules (pipelines.readers.det);
+  SourceError tagged bad_box / box_outside_image / small_object otherwise."""
+  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
+  b = np.asarray(box, np.float64).reshape(-1)
+  if b.shape != (4,):
+    raise SourceError("bad_box", f"{name}: a box needs 4 numbers, got {b.tolist()}")
+  ann = tuple(annotated_size) if annotated_size and all(annotated_size) else None
+  out, reason, detail = det.judge_box(b, int(height), int(width), ann, min_fraction)
+  if out is None:
+    raise SourceError(reason, f"{name}: {detail}")
+  return out
+
+
+def check_finite_box(box, name: str) -> None:
+  """What can be judged without the image's size: 4 finite numbers, positive size."""
+  b = np.asarray(box, np.float64).reshape(-1)
+  if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= b[0] or b[3] <= b[1]:
+    raise SourceError("bad_box", f"{name}: zero or negative size or not finite: {b.tolist()}")
 
 
 # ---------------------------------------------------------------------------
@@ -105,9 +114,9 @@ def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObj
   for i in range(len(track)):
     box = track.boxes_xyxy[i]
     if track.visible[i] and np.all(np.isfinite(box)):
-      check_box(box, track.height, track.width, min_fraction, where)
+      judge(box, track.height, track.width, None, min_fraction, where)
       return SourceObject(
-          key=f"rec/{track.track_id}", name=where, box_xyxy=tuple(float(v) for v in box),
+          key=track.track_id, name=where, box_xyxy=tuple(float(v) for v in box),
           label=track.label, image_bytes=track.images[i],
           annotated_size=(int(track.height), int(track.width)))
   raise SourceError("no_box", f"{where}: no frame with a visible box")
@@ -120,48 +129,44 @@ def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObj
 
 def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
                      min_fraction: float) -> Iterator[object]:
-  """SourceObjects of one annotated image; SourceErrors for the bad boxes
-  (yielded, not raised, so one bad box does not hide the good ones). A file
-  that cannot be parsed raises SourceError(bad_xml)."""
+  """SourceObjects of one annotated image (keys `{key_prefix}/{k:02d}`, the
+  track ids build_det gives the same objects); SourceErrors for the bad boxes
+  are yielded, not raised, so one bad box does not hide the good ones. An
+  unreadable file raises SourceError(malformed_annotation), an image that is
+  not there SourceError(missing_image)."""
   from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml  # pylint: disable=g-import-not-at-top
   try:
     ann = parse_voc_xml(xml_path)
   except VocXmlError as e:
-    raise SourceError("bad_xml", str(e)) from e
-  if not fs.exists(image_path):
-    raise SourceError("missing_image", f"{xml_path}: image {image_path} does not exist")
+    raise SourceError("malformed_annotation", str(e)) from e
+  if not image_path or not fs.exists(image_path):
+    raise SourceError("missing_image", f"{xml_path}: no image {image_path or 'of this name'}")
   if not ann.objects:
-    raise SourceError("no_box", f"{xml_path}: no <object>")
+    raise SourceError("no_objects", f"{xml_path}: the annotation lists no object")
   for k, obj in enumerate(ann.objects):
-    where = f"{xml_path} <object> #{k}"
+    where = f"{xml_path} <object> #{k} ({obj.name})"
     box = (obj.xmin, obj.ymin, obj.xmax, obj.ymax)
     try:
-      check_box(box, ann.height, ann.width, min_fraction, where)
+      judge(box, ann.height, ann.width, None, min_fraction, where)
     except SourceError as e:
       yield e
       continue
-    yield SourceObject(key=f"{key_prefix}#{k}", name=where, box_xyxy=tuple(map(float, box)),
+    yield SourceObject(key=f"{key_prefix}/{k:02d}", name=where, box_xyxy=tuple(map(float, box)),
                        label=obj.name, image_path=image_path,
                        annotated_size=(ann.height, ann.width))
-
-
-def list_det_root(root: str) -> List[Tuple[str, str, str]]:
-  """(key_prefix, image_path, xml_path) for every XML under Annotations/DET of
-  an ImageNet DET root; the image is Data/DET/<same relative path>.JPEG."""
-  ann_root = os.path.join(root, "Annotations", "DET")
-  data_root = os.path.join(root, "Data", "DET")
-  out = []
-  for rel_dir, xml_name in _walk_files(ann_root, (".xml",)):
-    rel = os.path.join(rel_dir, xml_name[:-4])
-    out.append((f"det/{rel}", os.path.join(data_root, rel + ".JPEG"),
-                os.path.join(ann_root, rel + ".xml")))
-  return out
 
 
 def is_det_root(path: str) -> bool:
   from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   return fs.isdir(os.path.join(path, "Annotations", "DET"))
+
+
+def det_key_prefix(root: str, subset: str, xml_path: str) -> str:
+  """`det/{subset}/{relative path without .xml}`: build_det's track id stem."""
+  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
+  ann_base, _ = det.subset_dirs(root, subset)
+  return f"det/{subset}/{xml_path[len(ann_base):].lstrip('/')[:-len('.xml')]}"
 
 
 def _walk_files(root: str, extensions) -> List[Tuple[str, str]]:
@@ -210,7 +215,7 @@ def parse_boxes_file(text: str, path: str) -> Tuple[List[Tuple[str, tuple, str]]
   return rows, rejects
 
 
-def scan_images_dir(root: str, min_fraction: float):
+def scan_images_dir(root: str):
   """Lists a photo folder in the driver.
 
   Returns (xml_entries [(key_prefix, image_path, xml_path)], objects
@@ -238,11 +243,11 @@ def scan_images_dir(root: str, min_fraction: float):
       k = in_boxes.get(rel, 0)
       in_boxes[rel] = k + 1
       try:
-        check_box(box, 0, 0, min_fraction, where)
+        check_finite_box(box, where)
       except SourceError as e:
         rejects.append({"path": where, "reason": e.reason, "detail": str(e)})
         continue
-      objects.append(SourceObject(key=f"img/{rel}#b{k}", name=where, box_xyxy=box, label=label,
+      objects.append(SourceObject(key=f"img/{rel}/b{k:02d}", name=where, box_xyxy=box, label=label,
                                   image_path=os.path.join(root, rel)))
   for d, f in files:
     if not f.lower().endswith(IMAGE_EXTENSIONS):
