@@ -7,10 +7,12 @@ airplane-1 next to 71-frame OTB Deer):
 1. per video, cheap: parse the annotations, build one track per object, cut
    it into `SegmentTask`s (paths, boxes, flags; no pixels), reject bad
    annotations;
-2. after a Reshuffle, per segment: read and validate each frame (decode once),
-   keep the original JPEG/PNG bytes when they decode fine (re-encode only other
-   formats or when --max_side downscales), check each box against the real
-   image size, and serialize the track record.
+2. the tasks (small) are grouped by output shard (stable hash of the key), and
+   each shard's writer builds its records in key order, one at a time: read
+   and validate each frame (decode once), keep the original JPEG/PNG bytes
+   when they decode fine (re-encode only other formats or when --max_side
+   downscales), check each box against the real image size, serialize and
+   append to the shard. Frames never go through a shuffle.
 
 A frame shared by several tracks is decoded once per track; a bad file seen
 by several segments yields one reject because rejects are de-duplicated.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import uuid
 from typing import List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -112,78 +115,114 @@ def box_outside(box, height: int, width: int) -> bool:
   return x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height
 
 
-class BuildSegment(beam.DoFn):
-  """SegmentTask -> (key, serialized SequenceExample, num_frames), plus rejects."""
+def build_segment(task: SegmentTask, max_side: int = 0):
+  """Reads, validates and serializes one segment.
 
-  def __init__(self, max_side: int = 0):
+  Yields reject TaggedOutputs, then (key, serialized SequenceExample,
+  num_frames) unless no frame survived.
+  """
+  from pipelines import images, schema  # pylint: disable=g-import-not-at-top
+  kept_images, boxes, visible, index, occ = [], [], [], [], []
+  size = None
+  for i, path in enumerate(task.frame_paths):
+    try:
+      data = images.read_bytes(path)
+    except Exception as e:  # OSError, or gfile's NotFoundError  # pylint: disable=broad-except
+      yield reject(path, MISSING_IMAGE, f"image for {task.ann_refs[i]} not readable: {e}")
+      continue
+    try:
+      stored, h, w, (sx, sy) = images.frame_bytes_for_record(data, path, max_side)
+    except images.ImageError as e:
+      yield reject(path, CORRUPT_IMAGE, str(e))
+      continue
+    if size is None:
+      size = (h, w)
+    elif (h, w) != size:
+      yield reject(path, FRAME_SIZE_MISMATCH,
+                   f"{h}x{w} where earlier frames of {task.track_id} are {size[0]}x{size[1]}")
+      continue
+    box = np.array(task.boxes_xyxy[i], np.float64)
+    vis = bool(task.visible[i])
+    if task.annotated_size is not None and task.annotated_size[i] is not None:
+      ah, aw = task.annotated_size[i]
+      dh, dw = int(round(h / sy)), int(round(w / sx))  # decoded size before --max_side
+      if (dh, dw) != (int(ah), int(aw)):
+        # The annotation was made on another size of this image: scale (GOTURN/Re3 rule).
+        box = box * np.array([dw / aw, dh / ah, dw / aw, dh / ah])
+        count("boxes_scaled_to_decoded_size")
+    box = box * np.array([sx, sy, sx, sy])
+    if np.all(np.isfinite(box)) and box_outside(box, h, w):
+      yield reject(task.ann_refs[i], BOX_OUTSIDE_IMAGE,
+                   f"frame {int(task.frame_index[i])}: box {np.round(box, 2).tolist()} "
+                   f"outside the {h}x{w} image {path}",
+                   track=task.track_id)
+      box = np.full([4], np.nan)
+      vis = False
+    if not np.all(np.isfinite(box)):
+      vis = False
+    kept_images.append(stored)
+    boxes.append(box)
+    visible.append(int(vis))
+    index.append(int(task.frame_index[i]))
+    occ.append(float(task.occlusion[i]))
+  if not kept_images:
+    yield reject(task.track_id, NO_VALID_FRAMES,
+                 f"none of the {len(task)} frames of this segment could be read")
+    return
+  track = schema.Track(
+      track_id=task.track_id, source=task.source, label=task.label, height=size[0],
+      width=size[1], images=kept_images, boxes_xyxy=np.asarray(boxes, np.float32),
+      visible=visible, frame_index=index, occlusion=occ)
+  count("segments")
+  count("frames", len(kept_images))
+  count("visible_frames", int(sum(visible)))
+  yield (task.track_id, schema.serialize_track(track), len(kept_images))
+
+
+class BuildAndWriteShard(beam.DoFn):
+  """(shard, [SegmentTask]) -> the shard file, written in key order one
+  record at a time, plus rejects.
+
+  Building records here, after the GroupByKey, means only the small tasks
+  are shuffled (never the frames: on Dataflow shuffled bytes cost time and
+  money, and locally they cross process boundaries), and a worker holds one
+  record in memory, not a whole shard. The output layout, temporary names
+  and the metadata handed to the finalize step are those of
+  core.WriteShardedRecords.
+  """
+
+  def __init__(self, output_dir: str, name: str, split: str, num_shards: int, run_id: str,
+               max_side: int):
+    self._output_dir = output_dir
+    self._name = name
+    self._split = split
+    self._num_shards = int(num_shards)
+    self._run_id = run_id
     self._max_side = int(max_side or 0)
 
-  def setup(self):
-    # Heavy imports once per worker, not per element.
-    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    self._images = images
-    self._schema = schema
-
-  def process(self, task: SegmentTask):
-    images, schema = self._images, self._schema
-    kept_images, boxes, visible, index, occ = [], [], [], [], []
-    size = None
-    for i, path in enumerate(task.frame_paths):
-      try:
-        data = images.read_bytes(path)
-      except (OSError, IOError) as e:
-        yield reject(path, MISSING_IMAGE, f"image for {task.ann_refs[i]} not readable: {e}")
-        continue
-      except Exception as e:  # gfile raises its own NotFoundError  # pylint: disable=broad-except
-        yield reject(path, MISSING_IMAGE, f"image for {task.ann_refs[i]} not readable: {e}")
-        continue
-      try:
-        stored, h, w, (sx, sy) = images.frame_bytes_for_record(data, path, self._max_side)
-      except images.ImageError as e:
-        yield reject(path, CORRUPT_IMAGE, str(e))
-        continue
-      if size is None:
-        size = (h, w)
-      elif (h, w) != size:
-        yield reject(path, FRAME_SIZE_MISMATCH,
-                     f"{h}x{w} where earlier frames of {task.track_id} are {size[0]}x{size[1]}")
-        continue
-      box = np.array(task.boxes_xyxy[i], np.float64)
-      vis = bool(task.visible[i])
-      if task.annotated_size is not None and task.annotated_size[i] is not None:
-        ah, aw = task.annotated_size[i]
-        dh, dw = int(round(h / sy)), int(round(w / sx))  # decoded size before --max_side
-        if (dh, dw) != (int(ah), int(aw)):
-          # The annotation was made on another size of this image: scale (GOTURN/Re3 rule).
-          box = box * np.array([dw / aw, dh / ah, dw / aw, dh / ah])
-          count("boxes_scaled_to_decoded_size")
-      box = box * np.array([sx, sy, sx, sy])
-      if np.all(np.isfinite(box)) and box_outside(box, h, w):
-        yield reject(task.ann_refs[i], BOX_OUTSIDE_IMAGE,
-                     f"frame {int(task.frame_index[i])}: box {np.round(box, 2).tolist()} "
-                     f"outside the {h}x{w} image {path}",
-                     track=task.track_id)
-        box = np.full([4], np.nan)
-        vis = False
-      if not np.all(np.isfinite(box)):
-        vis = False
-      kept_images.append(stored)
-      boxes.append(box)
-      visible.append(int(vis))
-      index.append(int(task.frame_index[i]))
-      occ.append(float(task.occlusion[i]))
-    if not kept_images:
-      yield reject(task.track_id, NO_VALID_FRAMES,
-                   f"none of the {len(task)} frames of this segment could be read")
-      return
-    track = schema.Track(
-        track_id=task.track_id, source=task.source, label=task.label, height=size[0],
-        width=size[1], images=kept_images, boxes_xyxy=np.asarray(boxes, np.float32),
-        visible=visible, frame_index=index, occlusion=occ)
-    count("segments")
-    count("frames", len(kept_images))
-    count("visible_frames", int(sum(visible)))
-    yield (task.track_id, schema.serialize_track(track), len(kept_images))
+  def process(self, element):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    shard, items = element
+    tasks = sorted((t for t in items if t is not None), key=lambda t: t.track_id)
+    for a, b in zip(tasks, tasks[1:]):
+      if a.track_id == b.track_id:
+        raise ValueError(f"duplicate record key {a.track_id!r} in {self._name}-{self._split}")
+    final = core.shard_path(self._output_dir, self._name, self._split, shard, self._num_shards)
+    tmp = f"{final}.tmp-{self._run_id}"
+    records = frames = 0
+    with tf.io.TFRecordWriter(tmp) as writer:
+      for task in tasks:
+        for out in build_segment(task, self._max_side):
+          if isinstance(out, beam.pvalue.TaggedOutput):
+            yield out
+            continue
+          _, data, num_frames = out
+          writer.write(data)
+          records += 1
+          frames += int(num_frames)
+    count("records_written", records)
+    yield {"shard": shard, "tmp": tmp, "final": final, "num_records": records,
+           "num_frames": frames}
 
 
 def _reject_key(r: dict) -> str:
@@ -201,16 +240,36 @@ class DedupRejects(beam.PTransform):
 
 
 def write_tracks(tasks_and_rejects, opts, name: str, extra_info: Optional[dict] = None):
-  """(tasks, stage-1 rejects) -> segments built, rejects merged and written."""
+  """(SegmentTasks, stage-1 rejects) -> shard files, rejected file, dataset_info.
+
+  Same output contract as core.WriteShardedRecords (stable hash of the key
+  picks the shard, records sorted by key, every shard exists, temporary
+  names renamed at the end), with the records built inside the shard writer.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pipelines import schema  # pylint: disable=g-import-not-at-top
   tasks, rejects1 = tasks_and_rejects
-  built = (tasks
-           | "ReshuffleSegments" >> beam.Reshuffle()
-           | "BuildSegment" >> beam.ParDo(BuildSegment(opts.max_side)).with_outputs(
-               core.REJECTED_TAG, main="records"))
-  rejects = ((rejects1, built[core.REJECTED_TAG]) | "AllRejects" >> beam.Flatten()
+  pipeline = tasks.pipeline
+  n = int(opts.num_shards)
+  tf.io.gfile.makedirs(opts.output_dir)
+  run_id = uuid.uuid4().hex[:12]
+  keyed = tasks | "KeyByShard" >> beam.Map(lambda t: (core.shard_for_key(t.track_id, n), t))
+  empty = pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
+  written = ((keyed, empty) | "FlattenShards" >> beam.Flatten()
+             | "GroupByShard" >> beam.GroupByKey()
+             | "BuildAndWriteShard" >> beam.ParDo(BuildAndWriteShard(
+                 opts.output_dir, name, opts.split, n, run_id, opts.max_side)).with_outputs(
+                     core.REJECTED_TAG, main="shards"))
+  rejects = ((rejects1, written[core.REJECTED_TAG]) | "AllRejects" >> beam.Flatten()
              | "Dedup" >> DedupRejects())
-  return (built.records, rejects) | "Write" >> core.WriteShardedRecords(
-      opts.output_dir, name, opts.split, opts.num_shards, extra_info=extra_info)
+  # pylint: disable=protected-access
+  return (pipeline
+          | "FinalizeTrigger" >> beam.Create([None])
+          | "Finalize" >> beam.Map(
+              core._finalize, shards=beam.pvalue.AsList(written.shards),
+              rejects=beam.pvalue.AsList(rejects), output_dir=opts.output_dir, name=name,
+              split=opts.split, num_shards=n, record_kind="track",
+              features=schema.TRACK_FEATURES, extra_info=extra_info or {}))
 
 
 def tasks_from_annotation(ann, track_prefix: str, segment_length: int,
