@@ -424,6 +424,8 @@ class Trainer:
       self._writer.flush()
 
   def _current_lr(self):
+    """The learning rate of the last update (tf_keras optimizers report the
+    schedule's value at the step they last applied)."""
     opt = self.optimizer.inner_optimizer if self.loss_scaling else self.optimizer
     lr = opt.learning_rate
     if isinstance(lr, keras.optimizers.schedules.LearningRateSchedule):

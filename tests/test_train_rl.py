@@ -1,0 +1,103 @@
+"""RL agent training (Algorithm 1): the REINFORCE estimate, windows in video
+order, and short training runs of the pure and supervised objectives."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import experiment
+from pipelines import schema
+from train import data, rl_task, toy_data, trainer as trainer_lib
+from tests.train_helpers import REPO, read_log
+
+DRLT = str(REPO / "configs" / "drlt_mnist_fixed.yaml")
+
+
+@pytest.fixture(scope="module")
+def mnist_like(tmp_path_factory):
+  """Moving-MNIST-shaped records: 1-channel PNG 100x100 frames, 20 per video."""
+  out = tmp_path_factory.mktemp("mnist_like")
+  toy_data.write_toy_records(str(out), num_tracks=6, frames=20, height=100, width=100,
+                             channels=1, num_shards=1, fmt="png")
+  return str(out)
+
+
+def _np_reward(a, g):
+  err = np.abs(a - g)
+  return -err.mean(-1) - err.max(-1)
+
+
+@pytest.mark.parametrize("mode", ["to_go", "total", "step"])
+def test_reinforce_gradient_matches_a_hand_computed_estimate(mode):
+  rng = np.random.default_rng(0)
+  n, b, t, d, f = 5, 2, 3, 2, 4
+  x = rng.normal(size=(b, t, f)).astype(np.float32)          # features of a tiny linear policy
+  w = rng.normal(size=(f, d)).astype(np.float32)
+  g = rng.normal(size=(b, t, d)).astype(np.float32) * 3      # targets
+  noise = rng.normal(size=(n, b, t, d)).astype(np.float32)
+  sigma = 0.7
+  wv = tf.Variable(w)
+  with tf.GradientTape() as tape:
+    mu = tf.einsum("btf,fd->btd", x, wv)
+    loss, info = rl_task.reinforce_surrogate(mu, g, sigma, n, mode, noise=noise)
+    total = tf.reduce_mean(loss)
+  grad = tape.gradient(total, wv).numpy()
+  # by hand: eq. 8 with b_t the mean over episodes, eq. 10 for d log pi / d mu
+  mu_np = x @ w
+  actions = mu_np[None] + sigma * noise
+  r = _np_reward(actions, g[None])                            # [N, B, T]
+  if mode == "to_go":
+    big_r = np.flip(np.cumsum(np.flip(r, -1), -1), -1)
+  elif mode == "total":
+    big_r = np.repeat(r.sum(-1, keepdims=True), t, -1)
+  else:
+    big_r = r
+  adv = big_r - big_r.mean(0, keepdims=True)
+  dlogp_dmu = (actions - mu_np[None]) / sigma ** 2            # [N, B, T, D]
+  grad_g_mu = (adv[..., None] * dlogp_dmu).sum(0) / n         # eq. 8 estimate of dG/dmu
+  want = -np.einsum("btf,btd->fd", x, grad_g_mu) / b          # loss = -G, mean over batch
+  np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(info["rewards"].numpy(), r, rtol=1e-5, atol=1e-5)
+
+
+def test_windows_walk_each_video_in_order(mnist_like):
+  cfg = experiment.load_experiment(DRLT, [f"data.train_dir={mnist_like}",
+                                          "data.shuffle_buffer=1"]).data
+  ds = data.rl_dataset(cfg, window=10, windows_per_video=2, batch_size=1, frame_size=100)
+  first_track = schema.parse_track(next(iter(tf.data.TFRecordDataset(
+      data.find_record_files(mnist_like, "train")))).numpy())
+  w1, w2, w3 = list(ds.take(3))
+  assert w1["frames"].shape == (1, 10, 100, 100, 1) and w1["frames"].dtype == tf.float32
+  assert 0.0 <= float(tf.reduce_min(w1["frames"])) and float(tf.reduce_max(w1["frames"])) <= 1.0
+  assert [bool(w["first"]) for w in (w1, w2, w3)] == [True, False, True]
+  np.testing.assert_allclose(w1["boxes"][0].numpy(), first_track.boxes_xyxy[:10])
+  np.testing.assert_allclose(w2["boxes"][0].numpy(), first_track.boxes_xyxy[10:20])
+
+
+def _run(mnist_like, tmp_path, objective, steps, **extra):
+  sets = {"data.train_dir": mnist_like, "trainer.train_steps": steps, "trainer.log_every": 1,
+          "trainer.checkpoint_every": 1000, "trainer.rl.batch_size": 4,
+          "trainer.rl.objective": objective, "model.lstm_units": 32, "model.hidden_units": 32}
+  sets.update(extra)
+  cfg = experiment.load_experiment(DRLT, [f"{k}={v}" for k, v in sets.items()])
+  model_dir = str(tmp_path / objective)
+  tr = trainer_lib.Trainer(cfg, model_dir, rl_task.RLTask(cfg))
+  result = tr.train()
+  return result, [e for e in read_log(model_dir) if e["event"] == "step"]
+
+
+def test_reinforce_training_runs_with_linear_annealing(mnist_like, tmp_path):
+  result, steps = _run(mnist_like, tmp_path, "reinforce", 8, **{"trainer.learning_rate": 1e-3})
+  assert result["step"] == 8 and np.isfinite(result["loss"])
+  assert all(np.isfinite(s["reward"]) and s["reward"] < 0 for s in steps)
+  # the rate each update used: linear from 1e-3 towards 0 at train_steps
+  lrs = [s["lr"] for s in steps]
+  np.testing.assert_allclose(lrs, [1e-3 * (1 - i / 8) for i in range(8)], rtol=1e-4, atol=1e-9)
+
+
+def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
+  result, steps = _run(mnist_like, tmp_path, "warm_start", 40, **{
+      "trainer.rl.warm_start_steps": 40, "trainer.learning_rate": 3e-3,
+      "trainer.lr_schedule": "constant"})
+  rewards = [s["mean_action_reward"] for s in steps]
+  assert np.mean(rewards[-8:]) > np.mean(rewards[:8]) + 1.0, rewards
