@@ -1,6 +1,6 @@
 """Contact sheet of a few tracks with their boxes drawn: what did a job generate?
 
-  python -m pipelines.preview --records OUT --num_tracks 6 --output sheet.png
+  python -m pipelines.preview --records OUT[,OUT2...] --num_tracks 6 --output sheet.png
       [--split train] [--name synthetic] [--frames_per_track 8] [--cell_size 128]
 
 One row per track (the first tracks of the first shards, so the same
@@ -72,7 +72,9 @@ def contact_sheet(tracks, frames_per_track: int = 8, cell_size: int = 128) -> np
         draw.rectangle([x0 + box[0] * s, y0 + box[1] * s, x0 + box[2] * s - 1,
                         y0 + box[3] * s - 1], outline=color, width=2)
       occ = float(track.occlusion[t])
-      text = f"{int(track.frame_index[t])}" + (f" occ {occ:.2f}" if occ > 0 else "")
+      text = f"{int(track.frame_index[t])}"
+      if occ > 0:
+        text += f" occ {occ:.2f}" if occ >= 0.01 else " occ<.01"
       draw.text((x0 + 3, y0 + 2), text, fill=TEXT_COLOR)
   return np.asarray(sheet)
 
@@ -80,15 +82,21 @@ def contact_sheet(tracks, frames_per_track: int = 8, cell_size: int = 128) -> np
 def write_preview(records: str, output: str, num_tracks: int, name: Optional[str] = None,
                   split: Optional[str] = None, frames_per_track: int = 8,
                   cell_size: int = 128) -> str:
-  """Reads the tracks, draws the sheet, writes the PNG; returns its path."""
+  """Reads the tracks, draws the sheet, writes the PNG; returns its path.
+
+  `records` may list several datasets separated by commas (e.g. the three
+  moving-MNIST variants): `num_tracks` rows from each.
+  """
   from pipelines import images  # pylint: disable=g-import-not-at-top
   if num_tracks < 1:
     raise ValueError(f"--num_tracks must be >= 1, got {num_tracks}")
   if frames_per_track < 1 or cell_size < 8:
     raise ValueError(f"need --frames_per_track >= 1 and --cell_size >= 8, got "
                      f"{frames_per_track} and {cell_size}")
-  sheet = contact_sheet(read_tracks(records, num_tracks, name, split), frames_per_track,
-                        cell_size)
+  tracks = []
+  for one in records.split(","):
+    tracks += read_tracks(one, num_tracks, name, split)
+  sheet = contact_sheet(tracks, frames_per_track, cell_size)
   data = images.encode_png(sheet)
   parent = os.path.dirname(output)
   if parent and "://" not in output:
@@ -106,7 +114,8 @@ def write_preview(records: str, output: str, num_tracks: int, name: Optional[str
 def main(argv: Optional[List[str]] = None) -> int:
   from absl import flags  # pylint: disable=g-import-not-at-top
   fl = flags.FlagValues()
-  flags.DEFINE_string("records", None, "Dataset directory (or a shard file / glob).", flag_values=fl)
+  flags.DEFINE_string("records", None, "Dataset directory (or a shard file / glob); several "
+                      "separated by commas.", flag_values=fl)
   flags.DEFINE_integer("num_tracks", 6, "Tracks (rows) to draw.", flag_values=fl)
   flags.DEFINE_string("output", None, "PNG to write.", flag_values=fl)
   flags.DEFINE_string("split", None, "Only this split (default: any).", flag_values=fl)

@@ -305,3 +305,11 @@ def test_nonsense_options_fail_before_the_pipeline(tmp_path, flags, message):
 def test_empty_det_dir_is_refused(tmp_path):
   with pytest.raises(core.JobConfigError, match="neither track record shards"):
     build_synthetic.main(["--output_dir", str(tmp_path / "o"), "--det_dir", str(tmp_path)])
+
+
+def test_help_lists_the_jobs_own_flags(capsys):
+  assert build_synthetic.main(["--help"]) == {}
+  text = capsys.readouterr().out
+  for flag in ("--num_tracks", "--canvas_size", "--seed", "--occlusion_threshold",
+               "--det_dir", "--images_dir", "--preview", "--speed_noise"):
+    assert flag in text

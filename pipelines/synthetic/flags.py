@@ -25,6 +25,55 @@ _MNIST = MovingMnistConfig()
 # Simulator fields whose flags carry their own help text.
 SIM_JOB_FIELDS = ("canvas_size", "track_length")
 
+SIM_HELP = {
+    "speed_noise": "Scale of the Laplace noise added to each patch's speed per step (Re3: 0.01).",
+    "max_speed": "Speed clip (Re3: 1.5); a unit of speed moves a patch velocity_scale x its "
+                 "size per step.",
+    "initial_speed_scale": "First speed = |Laplace(0, this)|, clipped (Re3: 1/15).",
+    "heading_noise": "N(0, 1) x this (radians) added to the heading per step (Re3: pi/32).",
+    "size_velocity_noise": "Std of the N(0, s) noise added to the width/height velocities "
+                           "(Re3: 0.01).",
+    "max_size_velocity": "Width/height velocity clip (Re3: 0.1).",
+    "size_velocity_scale": "Size change per step per unit of size velocity, as a fraction of "
+                           "the canvas (Re3: 40 px on 400 = 0.1).",
+    "velocity_scale": "Displacement per step per unit of speed, in patch sizes (Re3: 0.5 with "
+                      "a 4x context patch; 1.0 with our 2x keeps the motion relative to the "
+                      "object).",
+    "aspect_range": "Aspect ratio kept within [ar0 / this, ar0 * this] (Re3: 2).",
+    "bounce_speed_factor": "Speed multiplier when a patch bounces off the border (Re3: 0.5).",
+    "context_scale": "Target patch = object box x this, around its center, clipped to the "
+                     "image.",
+    "mirror_prob": "Probability of mirroring the source image left-right (Re3: 0.5).",
+    "target_min_size": "Smallest object box longer side, as a fraction of the canvas.",
+    "target_max_size": "Largest object box longer side, as a fraction of the canvas.",
+    "distractors_behind": "Distractor patches drawn behind the target (Re3: 10).",
+    "occluders_front": "Distractor patches drawn in front of the target, the occluders "
+                       "(Re3: 10).",
+    "distractor_min_scale": "Smallest distractor longer side, x the target patch's.",
+    "distractor_max_scale": "Largest distractor longer side, x the target patch's.",
+    "distractor_max_overlap": "Largest fraction of the object box a distractor crop may cut "
+                              "from the image.",
+    "occlusion_threshold": "bbox/visible = 0 where the occluded fraction exceeds this.",
+    "max_warmup_steps": "Random number of steps (0..this) simulated before a track may start.",
+    "max_start_search": "Steps searched for an unoccluded start before occluders are moved "
+                        "away.",
+    "min_box_size": "Source boxes under this many pixels a side are rejected.",
+}
+
+MNIST_HELP = {
+    "canvas_size": "Frame side in pixels (paper: 100).",
+    "digit_size": "Side of the digit square in the fixed variant (MNIST: 28).",
+    "min_side": "Scalable variants: smallest side (paper: 14).",
+    "max_side": "Scalable variants: largest side (paper: 56).",
+    "scale_k_low": "Scalable: k ~ U(low, high), side x (1 + k/100) per frame (paper: -0.5).",
+    "scale_k_high": "Scalable: upper end of k (paper: 2).",
+    "momentum": "Velocity AR(1) coefficient of the random walk with momentum.",
+    "velocity_noise": "Std (px/frame) of the per-frame velocity kick.",
+    "max_speed": "Speed cap in px/frame.",
+    "noise_dots": "Noisy variant: white dots per frame (paper: 500).",
+    "distractors": "Noisy variant: extra digits moving in the background (paper: 1).",
+}
+
 
 class GeneratorFlags(PipelineOptions):
   """Both generator jobs."""
@@ -63,8 +112,7 @@ class SyntheticFlags(PipelineOptions):
         continue
       parser.add_argument(f"--{field.name}", type=type(getattr(_SIM, field.name)),
                           default=getattr(_SIM, field.name),
-                          help="Simulator constant (default %(default)s); see "
-                               "pipelines/synthetic/simulator.py.")
+                          help=SIM_HELP[field.name] + " Default %(default)s.")
 
 
 class MovingMnistFlags(PipelineOptions):
@@ -85,8 +133,7 @@ class MovingMnistFlags(PipelineOptions):
         continue
       parser.add_argument(f"--mnist_{field.name}", type=type(getattr(_MNIST, field.name)),
                           default=getattr(_MNIST, field.name),
-                          help="Generator constant (default %(default)s); see "
-                               "pipelines/synthetic/moving_mnist.py.")
+                          help=MNIST_HELP[field.name] + " Default %(default)s.")
 
 
 class SyntheticJobOptions(DatasetJobOptions, GeneratorFlags, SyntheticFlags, DetSubsetOptions):
