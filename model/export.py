@@ -79,14 +79,21 @@ def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None) ->
   return {"task": task, "checkpoint": ckpt, "export_dir": export_dir}
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training directory (config.yaml + checkpoints).")
-flags.DEFINE_string("export_dir", None, "Where the SavedModel is written (must be empty/new).")
-flags.DEFINE_string("checkpoint", None, "A checkpoint prefix to export instead of the latest.")
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import: other entry points share
+  absl's global flags, and importing several of them must not clash. Tests
+  pass their own `flags.FlagValues()`."""
+  flags.DEFINE_string("model_dir", None, "Training directory (config.yaml + checkpoints).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("export_dir", None, "Where the SavedModel is written (must be empty/new).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("checkpoint", None, "A checkpoint prefix to export instead of the latest.",
+                      flag_values=flag_values)
 
 
-def main(argv):
+def main(argv, flag_values=None):
   del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=redefined-outer-name,invalid-name
   if not FLAGS.model_dir or not FLAGS.export_dir:
     raise app.UsageError("--model_dir and --export_dir are required")
   info = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint)
@@ -95,4 +102,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

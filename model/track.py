@@ -212,19 +212,10 @@ class Renderer:
 def load_tracker(model: str, reset_period: int):
   """Re3Tracker or RLAgentTracker from a SavedModel export or a training model_dir."""
   from model import tracker as tracking  # pylint: disable=g-import-not-at-top
-  if tracking.is_saved_model(model):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    loaded = tf.saved_model.load(model)
-    task = loaded.task.numpy().decode() if hasattr(loaded, "task") else "?"
-    if task == "rl_agent":
-      return tracking.RLAgentTracker(loaded)
-    if task != "re3":
-      raise ValueError(f"{model}: not a tracker export (task {task!r})")
-    return tracking.Re3Tracker(loaded, reset_period)
-  task, net, _, _ = tracking.load_model(model)
+  task, graph = tracking.load_graph(model)
   if task == "rl_agent":
-    return tracking.RLAgentTracker.from_net(net)
-  return tracking.Re3Tracker.from_net(net, reset_period)
+    return tracking.RLAgentTracker(graph)
+  return tracking.Re3Tracker(graph, reset_period)
 
 
 def track(tracker, source: FrameSource, box_xywh, out, render: Optional[Renderer] = None,
@@ -268,22 +259,33 @@ def fps_report(result: dict, rendered: bool = False) -> str:
   return ", ".join(parts)
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Training model_dir or SavedModel export.")
-flags.DEFINE_string("input", None, "Sequence folder, frames folder, video file or image list.")
-flags.DEFINE_string("box", None, "Initial box x,y,w,h (0-based pixels); default: first "
-                    "ground-truth row of a benchmark sequence.")
-flags.DEFINE_enum("kind", None, list(SEQUENCE_KINDS), "Benchmark layout of --input "
-                  "(default: detected).")
-flags.DEFINE_string("output", None, "File for the x,y,w,h lines (default: stdout).")
-flags.DEFINE_string("render", None, "Write an annotated .gif, .mp4 or .avi.")
-flags.DEFINE_float("render_fps", 20.0, "Frame rate of the rendered video.")
-flags.DEFINE_integer("max_frames", 0, "Stop after this many frames (0 = all).")
-flags.DEFINE_integer("reset_period", 32, "Re3 LSTM reset period (0 = never).")
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import: other entry points share
+  absl's global flags, and importing several of them must not clash. Tests
+  pass their own `flags.FlagValues()`."""
+  flags.DEFINE_string("model", None, "Training model_dir or SavedModel export.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("input", None, "Sequence folder, frames folder, video file or image list.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("box", None, "Initial box x,y,w,h (0-based pixels); default: first "
+                      "ground-truth row of a benchmark sequence.", flag_values=flag_values)
+  flags.DEFINE_enum("kind", None, list(SEQUENCE_KINDS), "Benchmark layout of --input "
+                    "(default: detected).", flag_values=flag_values)
+  flags.DEFINE_string("output", None, "File for the x,y,w,h lines (default: stdout).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("render", None, "Write an annotated .gif, .mp4 or .avi.",
+                      flag_values=flag_values)
+  flags.DEFINE_float("render_fps", 20.0, "Frame rate of the rendered video.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("max_frames", 0, "Stop after this many frames (0 = all).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("reset_period", 32, "Re3 LSTM reset period (0 = never).",
+                       flag_values=flag_values)
 
 
-def main(argv):
+def main(argv, flag_values=None):
   del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=redefined-outer-name,invalid-name
   if not FLAGS.model or not FLAGS.input:
     raise app.UsageError("--model and --input are required")
   source = FrameSource(FLAGS.input, FLAGS.kind)
@@ -307,4 +309,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

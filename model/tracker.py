@@ -221,15 +221,16 @@ class Re3Graph(tf.Module):
     return self._net.obj
 
   def _init(self, image, box):
-    return {"state": self._init_batch(image, box[None])["state"][0]}
+    # Calls the batched tf.functions: their traced graphs are reused, not re-traced.
+    return {"state": self.init_batch(image, box[None])["state"][0]}
 
   def _track_step(self, prev_image, image, box, state, initial_state, reset):
-    r = self._track_step_batch(prev_image, image, box[None], state[None], initial_state[None],
-                               reset[None])
+    r = self.track_step_batch(prev_image, image, box[None], state[None], initial_state[None],
+                              reset[None])
     return {"box": r["boxes"][0], "state": r["state"][0]}
 
   def _track_step_crops(self, prev_crop, crop, box, state):
-    r = self._track_step_crops_batch(prev_crop[None], crop[None], box[None], state[None])
+    r = self.track_step_crops_batch(prev_crop[None], crop[None], box[None], state[None])
     return {"box": r["boxes"][0], "label": r["labels"][0], "state": r["state"][0]}
 
 
@@ -306,16 +307,25 @@ def load_model(path: str, expect_task: Optional[str] = None):
   return task, net, ckpt, config_path
 
 
-def load_re3_graph(path: str):
-  """Re3Graph-compatible object from a SavedModel (model/export.py) or a model_dir."""
+def load_graph(path: str):
+  """(task, graph) from a SavedModel export (loaded once) or a training model_dir /
+  checkpoint prefix (a fresh Re3Graph or RLAgentGraph around the restored model)."""
   if is_saved_model(path):
     loaded = tf.saved_model.load(path)
     task = loaded.task.numpy().decode() if hasattr(loaded, "task") else "?"
-    if task != "re3" or not hasattr(loaded, "track_step_carry_batch"):
-      raise ValueError(f"{path}: SavedModel is not a Re3 tracker export (task {task!r})")
-    return loaded
-  net = load_model(path, expect_task="re3")[1]
-  return Re3Graph(net)
+    if task not in ("re3", "rl_agent"):
+      raise ValueError(f"{path}: SavedModel is not a tracker export of model/export.py")
+    return task, loaded
+  task, net, _, _ = load_model(path)
+  return task, (Re3Graph(net) if task == "re3" else RLAgentGraph(net))
+
+
+def load_re3_graph(path: str):
+  """Re3Graph-compatible object from a SavedModel (model/export.py) or a model_dir."""
+  task, graph = load_graph(path)
+  if task != "re3":
+    raise ValueError(f"{path}: not a Re3 tracker export or model_dir (task {task!r})")
+  return graph
 
 
 # ---------------------------------------------------------------------------
@@ -516,14 +526,10 @@ class RLAgentGraph(tf.Module):
 
 
 def load_rl_graph(path: str):
-  if is_saved_model(path):
-    loaded = tf.saved_model.load(path)
-    task = loaded.task.numpy().decode() if hasattr(loaded, "task") else "?"
-    if task != "rl_agent":
-      raise ValueError(f"{path}: SavedModel is not an RL agent export (task {task!r})")
-    return loaded
-  agent = load_model(path, expect_task="rl_agent")[1]
-  return RLAgentGraph(agent)
+  task, graph = load_graph(path)
+  if task != "rl_agent":
+    raise ValueError(f"{path}: not an RL agent export or model_dir (task {task!r})")
+  return graph
 
 
 class RLAgentTracker:

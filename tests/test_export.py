@@ -23,17 +23,11 @@ def re3_net():
 
 @pytest.fixture(scope="module")
 def re3_export(re3_net, tmp_path_factory):
-  """Exported once through the command line's main() (flags parsed as from a shell)."""
   root = tmp_path_factory.mktemp("re3")
   model_dir = tu.make_model_dir(str(root / "model"), re3_net, "re3")
   out = str(root / "export")
-  from absl import flags
-  flags.FLAGS(["model.export", "--model_dir", model_dir, "--export_dir", out])
-  try:
-    export.main([])
-  finally:
-    flags.FLAGS.unparse_flags()
-  assert os.path.exists(os.path.join(out, "saved_model.pb"))
+  info = export.export(model_dir, out)
+  assert info["task"] == "re3" and info["checkpoint"].endswith("ckpt-1")
   assert os.path.exists(os.path.join(out, "config.yaml"))
   return model_dir, out
 
@@ -161,8 +155,13 @@ def test_load_errors(tmp_path, re3_net, re3_export):
 
 
 @pytest.mark.slow
-def test_saved_model_cli_show_and_run(re3_net, re3_export, tmp_path):
-  out = re3_export[1]
+def test_command_line_export_then_saved_model_cli_show_and_run(re3_net, re3_export, tmp_path):
+  from absl import flags
+  out = str(tmp_path / "exp")
+  fv = flags.FlagValues()
+  export.define_flags(fv)
+  fv(["model.export", "--model_dir", re3_export[0], "--export_dir", out])
+  export.main([], fv)                                   # the command line's main()
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
   show = subprocess.run(cli + ["show", "--dir", out, "--all"], env=env, capture_output=True,

@@ -159,7 +159,10 @@ class _Head:
 
 def tracker_factories(names: Sequence[str], model: Optional[str],
                       reset_period: int) -> Dict[str, Callable[[], object]]:
-  """Name -> zero-argument constructor of a fresh tracker (one per sequence)."""
+  """Name -> zero-argument constructor of a fresh tracker (one per sequence).
+
+  The model is loaded (and its graph traced) once and shared by the trackers.
+  """
   from train import baselines  # pylint: disable=g-import-not-at-top
   out: Dict[str, Callable[[], object]] = {}
   for name in names:
@@ -167,12 +170,10 @@ def tracker_factories(names: Sequence[str], model: Optional[str],
       if not model:
         raise ValueError(f"tracker {name!r} needs --model (a model_dir or SavedModel)")
       from model import tracker as tracking  # pylint: disable=g-import-not-at-top
-      task = _model_task(model)
+      task, graph = tracking.load_graph(model)
       if task == "re3":
-        graph = tracking.load_re3_graph(model)   # loaded and traced once, shared
         out["re3"] = lambda g=graph: tracking.Re3Tracker(g, reset_period)
       else:
-        graph = tracking.load_rl_graph(model)
         out["rl_agent"] = lambda g=graph: tracking.RLAgentTracker(g)
     elif name in BASELINE_TRACKERS:
       baselines.make_baseline(name)               # fails early if OpenCV is missing
@@ -181,19 +182,6 @@ def tracker_factories(names: Sequence[str], model: Optional[str],
       raise ValueError(f"unknown tracker {name!r}; expected some of "
                        f"{MODEL_TRACKERS + BASELINE_TRACKERS}")
   return out
-
-
-def _model_task(path: str) -> str:
-  from model import tracker as tracking  # pylint: disable=g-import-not-at-top
-  if tracking.is_saved_model(path):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    return tf.saved_model.load(path).task.numpy().decode()
-  from configs.model import load_model_config  # pylint: disable=g-import-not-at-top
-  cfg = os.path.join(path, "config.yaml") if os.path.isdir(path) else tracking._config_near(  # pylint: disable=protected-access
-      os.path.dirname(path))
-  if not cfg or not os.path.exists(cfg):
-    raise ValueError(f"--model {path}: no config.yaml and not a SavedModel")
-  return load_model_config(cfg)[0]
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -380,24 +368,38 @@ def summary_lines(perf: Dict[str, object]) -> List[str]:
   return lines
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model to evaluate: training model_dir or SavedModel export.")
-flags.DEFINE_string("dataset", None, "KIND:DIR, KIND in otb|vot|lasot|uav123|got10k|mnist.")
-flags.DEFINE_enum("protocol", "ope", list(protocols.PROTOCOLS), "Evaluation protocol.")
-flags.DEFINE_string("output_dir", None, "Where boxes, performance.json and plots go.")
-flags.DEFINE_list("trackers", None, "Trackers to run side by side (default: re3 if --model "
-                  "is given): re3, kcf, csrt, mil, stay.")
-flags.DEFINE_integer("reset_period", 32, "Re3 LSTM reset period in frames (0 = never).")
-flags.DEFINE_string("split", "test", "Split of the moving-MNIST records.")
-flags.DEFINE_list("sequences", [], "Only these sequence names.")
-flags.DEFINE_integer("max_sequences", 0, "Evaluate at most this many sequences (0 = all).")
-flags.DEFINE_integer("max_frames", 0, "Cut every sequence to this many frames (0 = all).")
-flags.DEFINE_integer("vot_skip", 5, "VOT: frames between a failure and the re-initialization.")
-flags.DEFINE_integer("vot_burn_in", 10, "VOT: frames after each initialization left out of accuracy.")
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import: other entry points share
+  absl's global flags, and importing several of them must not clash. Tests
+  pass their own `flags.FlagValues()`."""
+  flags.DEFINE_string("model", None, "Model to evaluate: training model_dir or SavedModel export.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("dataset", None, "KIND:DIR, KIND in otb|vot|lasot|uav123|got10k|mnist.",
+                      flag_values=flag_values)
+  flags.DEFINE_enum("protocol", "ope", list(protocols.PROTOCOLS), "Evaluation protocol.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("output_dir", None, "Where boxes, performance.json and plots go.",
+                      flag_values=flag_values)
+  flags.DEFINE_list("trackers", None, "Trackers to run side by side (default: re3 if --model "
+                    "is given): re3, kcf, csrt, mil, stay.", flag_values=flag_values)
+  flags.DEFINE_integer("reset_period", 32, "Re3 LSTM reset period in frames (0 = never).",
+                       flag_values=flag_values)
+  flags.DEFINE_string("split", "test", "Split of the moving-MNIST records.",
+                      flag_values=flag_values)
+  flags.DEFINE_list("sequences", [], "Only these sequence names.", flag_values=flag_values)
+  flags.DEFINE_integer("max_sequences", 0, "Evaluate at most this many sequences (0 = all).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("max_frames", 0, "Cut every sequence to this many frames (0 = all).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("vot_skip", 5, "VOT: frames between a failure and the re-initialization.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("vot_burn_in", 10, "VOT: frames after each initialization left out of accuracy.",
+                       flag_values=flag_values)
 
 
-def main(argv):
+def main(argv, flag_values=None):
   del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=redefined-outer-name,invalid-name
   for name in ("dataset", "output_dir"):
     if not getattr(FLAGS, name):
       raise app.UsageError(f"--{name} is required")
@@ -415,4 +417,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
