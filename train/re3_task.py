@@ -61,7 +61,8 @@ def nudge_boxes_tf(boxes, truth, target, min_coverage: float, iterations: int = 
 
 
 def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: int,
-                         training: bool = True, min_coverage: float = 0.0) -> Dict[str, tf.Tensor]:
+                         training: bool = True, min_coverage: float = 0.0,
+                         step_fn=None) -> Dict[str, tf.Tensor]:
   """Unrolls Re3 over T steps, cutting each step's crops inside the graph.
 
   frames [B, T+1, H, W, C], boxes [B, T+1, 4] (truth, pixels), gt_windows
@@ -71,8 +72,10 @@ def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: 
   network predicted at t-1 (label mapped back through that step's window).
   Returns labels [B, T, 4] (predicted), targets [B, T, 4] (truth relative to
   the window used), windows [B, T, 4], pred_boxes [B, T, 4] and the crops of
-  the last step (prev_last, curr_last) for summaries.
+  the last step (prev_last, curr_last) for summaries. `step_fn` replaces
+  model.step (e.g. an XLA-compiled version of it).
   """
+  step_fn = step_fn or model.step
   frames = tf.convert_to_tensor(frames)
   boxes = tf.cast(boxes, tf.float32)
   gt_windows = tf.cast(gt_windows, tf.float32)
@@ -93,7 +96,7 @@ def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: 
     window = tf.stop_gradient(window)
     prev = geometry.crop_tf(frames[:, t], window, size=crop_size)
     curr = geometry.crop_tf(frames[:, t + 1], window, size=crop_size)
-    label, state = model.step(prev, curr, state, training=training)
+    label, state = step_fn(prev, curr, state, training=training)
     label = tf.cast(label, tf.float32)
     pred_box = tf.stop_gradient(sanitize_boxes_tf(geometry.label_to_box_tf(label, window)))
     labels.append(label)
@@ -137,6 +140,7 @@ class Re3Task(Task):
     self.cfg = cfg
     self.stages = cfg.trainer.stages
     self._val_tracks: Optional[List[Dict[str, np.ndarray]]] = None
+    self._jit_step = None
 
   def build_model(self):
     from model.re3 import build_re3  # Engineer C's model
@@ -173,10 +177,20 @@ class Re3Task(Task):
     if self.mode(phase) == "crops":
       pred, _ = model.unroll(batch["prev"], batch["curr"], training=training)
       return tf.cast(pred, tf.float32), batch["labels"], batch["curr"][:, -1]
+    step_fn = None
+    if self.cfg.runtime.jit_compile:
+      # crop_and_resize has no XLA kernel: compile the network step alone
+      if self._jit_step is None:
+        self._jit_step = tf.function(model.step, jit_compile=True)
+      step_fn = self._jit_step
     out = self_training_unroll(model, batch["frames"], batch["boxes"], batch["gt_windows"],
                                batch["self_train"], self.cfg.model.crop_size, training=training,
-                               min_coverage=self.cfg.trainer.self_train_min_coverage)
+                               min_coverage=self.cfg.trainer.self_train_min_coverage,
+                               step_fn=step_fn)
     return out["labels"], out["targets"], out["curr_last"]
+
+  def jit_compatible(self, phase: Phase) -> bool:
+    return self.mode(phase) == "crops"
 
   def loss(self, model, batch, carry, phase, step):
     pred, target, crops = self.forward(model, batch, phase, training=True)
@@ -185,8 +199,12 @@ class Re3Task(Task):
     iou = tf.reduce_mean(geometry.iou_xyxy_tf(pred, target), axis=-1)  # IoU is invariant to
     metrics = {"iou": tf.nn.compute_average_loss(iou, global_batch_size=phase.batch_size)}
     # (per-axis scaling, so IoU of labels = IoU of the boxes in the frame)
-    images = draw_label_boxes(crops, pred[:, -1], target[:, -1])
-    return loss, metrics, images, None
+    k = 3
+    vis = {"crops": crops[:k], "pred": pred[:k, -1], "true": target[:k, -1]}
+    return loss, metrics, vis, None
+
+  def summary_images(self, vis):
+    return draw_label_boxes(vis["crops"], vis["pred"], vis["true"])
 
   def validate(self, model) -> Dict[str, float]:
     d = self.cfg.data

@@ -135,24 +135,27 @@ class RLTask(Task):
         "mean_action_reward": tf.nn.compute_average_loss(-supervised, global_batch_size=gb),
         "iou": tf.nn.compute_average_loss(iou, global_batch_size=gb),
     }
-    images = self._images(frames, pred_boxes, boxes)
-    return loss, metrics, images, tuple(tf.stop_gradient(s) for s in new_state)
+    k = 3
+    vis = {"frames": frames[:k, -1], "pred": pred_boxes[:k, -1], "true": boxes[:k, -1]}
+    return loss, metrics, vis, tuple(tf.stop_gradient(s) for s in new_state)
 
-  @staticmethod
-  def _images(frames, pred_boxes, boxes, k: int = 3):
-    img = tf.cast(frames[:k, -1], tf.float32)
+  def summary_images(self, vis):
+    """Last frame of the window with the mean action's box (red) and the truth (green)."""
+    img = tf.cast(vis["frames"], tf.float32)
     if img.shape[-1] == 1:
       img = tf.image.grayscale_to_rgb(img)
     shape = tf.shape(img)
     hw = tf.cast(tf.stack([shape[1], shape[2]]), tf.float32)
 
     def yxyx(b):
-      b = tf.cast(b[:k, -1], tf.float32)
+      b = tf.cast(b, tf.float32)
       b = tf.stack([b[:, 1] / hw[0], b[:, 0] / hw[1], b[:, 3] / hw[0], b[:, 2] / hw[1]], -1)
       return tf.clip_by_value(tf.where(tf.math.is_finite(b), b, tf.zeros_like(b)), 0.0, 1.0)
 
-    img = tf.image.draw_bounding_boxes(img, yxyx(pred_boxes)[:, None], tf.constant([[1.0, 0, 0, 1]]))
-    img = tf.image.draw_bounding_boxes(img, yxyx(boxes)[:, None], tf.constant([[0, 1.0, 0, 1]]))
+    img = tf.image.draw_bounding_boxes(img, yxyx(vis["pred"])[:, None],
+                                       tf.constant([[1.0, 0, 0, 1]]))
+    img = tf.image.draw_bounding_boxes(img, yxyx(vis["true"])[:, None],
+                                       tf.constant([[0, 1.0, 0, 1]]))
     return tf.cast(tf.round(tf.clip_by_value(img, 0, 1) * 255), tf.uint8)
 
   def validate(self, model) -> Dict[str, float]:

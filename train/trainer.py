@@ -92,7 +92,17 @@ class Task:
 
   def loss(self, model, batch, carry, phase: Phase, step):
     """-> (loss scaled for the global batch, metrics {name: replica share},
-    images uint8 [k, H, W, 3] for summaries, new carry)."""
+    vis: tensors for `summary_images`, new carry)."""
+    raise NotImplementedError
+
+  def jit_compatible(self, phase: Phase) -> bool:
+    """False when the phase's loss has ops without XLA kernels; the task then
+    compiles what it can itself (runtime.jit_compile)."""
+    return True
+
+  def summary_images(self, vis) -> tf.Tensor:
+    """uint8 [k, H, W, 3] images with boxes drawn, from loss()'s vis (run
+    outside the XLA-compiled part: drawing ops have no XLA kernels)."""
     raise NotImplementedError
 
   def validate(self, model) -> Dict[str, float]:
@@ -256,7 +266,7 @@ class Trainer:
     def grads_fn(batch, carry, step):
       variables = model.trainable_variables
       with tf.GradientTape() as tape:
-        loss, metrics, images, new_carry = task.loss(model, batch, carry, phase, step)
+        loss, metrics, vis, new_carry = task.loss(model, batch, carry, phase, step)
         reg = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) if model.losses else 0.0
         total = loss + tf.nn.scale_regularization_loss(reg)
         scaled = optimizer.get_scaled_loss(total) if loss_scaling else total
@@ -268,13 +278,14 @@ class Trainer:
       metrics = dict(metrics)
       metrics["loss"] = loss
       metrics["regularization"] = tf.nn.scale_regularization_loss(reg)
-      return grads, metrics, images, new_carry
+      return grads, metrics, vis, new_carry
 
-    if self.cfg.runtime.jit_compile:
+    if self.cfg.runtime.jit_compile and task.jit_compatible(phase):
       grads_fn = tf.function(grads_fn, jit_compile=True)
 
     def replica_step(batch, carry, step):
-      grads, metrics, images, new_carry = grads_fn(batch, carry, step)
+      grads, metrics, vis, new_carry = grads_fn(batch, carry, step)
+      images = task.summary_images(vis)
       ctx = tf.distribute.get_replica_context()
       if num_replicas > 1:
         grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
