@@ -170,7 +170,12 @@ class ReadXmlObjectsFn(beam.DoFn):
 
 
 class PickObjectFn(beam.DoFn):
-  """Track index -> (object key, index): a uniform draw from the sorted keys."""
+  """Track index -> (object key, index): a uniform draw from the sorted keys.
+
+  `keys` holds (key, count) of every object key; keys seen more than once
+  (the same record in two shard files, say) are left out, so no track is
+  written twice (they are reported by `_duplicate_key_rejects`).
+  """
 
   def __init__(self, seed: int):
     self._seed = seed
@@ -180,7 +185,7 @@ class PickObjectFn(beam.DoFn):
   def process(self, index, keys):
     from pipelines.synthetic import rng  # pylint: disable=g-import-not-at-top
     if self._keys_src is not keys:
-      self._keys = sorted(set(keys))
+      self._keys = sorted(k for k, n in keys if n == 1)
       self._keys_src = keys
     if not self._keys:
       yield core.reject("<sources>", "no_source_objects",
@@ -189,6 +194,14 @@ class PickObjectFn(beam.DoFn):
       return
     gen = rng.track_rng(self._seed, "pick", index)
     yield self._keys[int(gen.integers(len(self._keys)))], index
+
+
+def _duplicate_key_rejects(key_count):
+  """(key, count) -> the reject record (a plain element here, not a tagged output)."""
+  key, n = key_count
+  if n > 1:
+    yield core.reject(key, "duplicate_object_key",
+                      f"{n} source objects share this key; none of them is used").value
 
 
 class SelectObjectsFn(beam.DoFn):
@@ -221,7 +234,8 @@ class SimulateTrackFn(beam.DoFn):
   def setup(self):
     # Import the heavy modules once per worker, not per element.
     from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    from pipelines.synthetic import procedural, rng, simulator, sources  # pylint: disable=g-import-not-at-top
+    # pylint: disable=g-import-not-at-top
+    from pipelines.synthetic import procedural, rng, simulator, sources
     self._images, self._schema = images, schema
     self._procedural, self._rng, self._sim, self._sources = procedural, rng, simulator, sources
     self._cfg.validate()
@@ -334,11 +348,14 @@ def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
   else:
     objects, source_rejects = _read_sources(p, opts)
     rejects += source_rejects
-    keys = objects | "ObjectKeys" >> beam.Map(lambda o: o.key)
+    key_counts = (objects
+                  | "ObjectKeys" >> beam.Map(lambda o: o.key)
+                  | "CountKeys" >> beam.combiners.Count.PerElement())
     picked = indices | "PickObjects" >> beam.ParDo(
-        PickObjectFn(opts.seed), keys=beam.pvalue.AsList(keys)).with_outputs(
+        PickObjectFn(opts.seed), keys=beam.pvalue.AsList(key_counts)).with_outputs(
             core.REJECTED_TAG, main="picks")
     rejects.append(picked[core.REJECTED_TAG])
+    rejects.append(key_counts | "DuplicateKeys" >> beam.FlatMap(_duplicate_key_rejects))
     by_key = picked.picks | "TracksPerObject" >> beam.GroupByKey()
     work = (objects
             | "SelectObjects" >> beam.ParDo(SelectObjectsFn(), picks=beam.pvalue.AsDict(by_key))

@@ -204,6 +204,12 @@ def test_job_reads_det_records_and_annotated_photos(tmp_path):
                            width=img.shape[1], images=[images.encode_jpeg(img)],
                            boxes_xyxy=box[None], visible=[1], frame_index=[0], label="n0001")
   _write_object_records(det / "det-train.tfrecord-00000-of-00001", [obj_track, b"garbage"])
+  twin = schema.Track(track_id="det/x/1", source="det", height=img.shape[0], width=img.shape[1],
+                      images=[images.encode_jpeg(img)], boxes_xyxy=box[None], visible=[1],
+                      frame_index=[0], label="twin")
+  # The same object in two shard files: reported, never used (no duplicate tracks).
+  _write_object_records(det / "det-train.tfrecord-00000-of-00002", [twin])
+  _write_object_records(det / "det-train.tfrecord-00001-of-00002", [twin])
   # A photo with a VOC XML, one listed in boxes.csv, one with no annotation,
   # one with broken XML, and a bad boxes.csv line.
   open(photos / "a.jpg", "wb").write(images.encode_jpeg(img))
@@ -234,6 +240,7 @@ def test_job_reads_det_records_and_annotated_photos(tmp_path):
   assert reasons["no_annotation"].endswith("c.jpg")
   assert reasons["malformed_annotation"].endswith("d.xml")
   assert "boxes.csv:3" in reasons["bad_boxes_line"]
+  assert reasons["duplicate_object_key"] == "det/x/1"
 
 
 def _voc(box, size=(120, 160), name="n0001"):

@@ -28,7 +28,8 @@ def maybe_print_help(argv, options_cls, prog: str, description: str) -> bool:
   """Prints the job's own flags for -h/--help (Beam's parser would show
   none of them) and returns True; False when no help was asked for."""
   import argparse  # pylint: disable=g-import-not-at-top
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions
   if not any(a in ("-h", "--help") for a in argv):
     return False
   parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
@@ -46,7 +47,8 @@ def check_unknown_flags(argv) -> None:
   """JobConfigError for flags no options class knows (Beam would only warn
   and drop them, so a typo like --momentum for --mnist_momentum would run
   the job with the default silently)."""
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from apache_beam.options.pipeline_options import PipelineOptions
   logger = logging.getLogger("apache_beam.options.pipeline_options")
   level = logger.level
   logger.setLevel(logging.ERROR)  # the warning is replaced by the error below

@@ -107,7 +107,7 @@ def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObj
   from pipelines import schema  # pylint: disable=g-import-not-at-top
   try:
     track = schema.parse_track(data)
-  except Exception as e:  # tf.errors.InvalidArgumentError and friends  # pylint: disable=broad-except
+  except Exception as e:  # pylint: disable=broad-except  # tf.errors.InvalidArgumentError, ...
     raise SourceError("bad_record", f"{name}: not a track record ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''})") from e
   where = f"{name} track {track.track_id!r}"
@@ -135,7 +135,8 @@ def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
   unreadable file raises SourceError(malformed_annotation), an image that is
   not there SourceError(missing_image)."""
   from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
-  from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml  # pylint: disable=g-import-not-at-top
+  # pylint: disable-next=g-import-not-at-top
+  from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
   try:
     ann = parse_voc_xml(xml_path)
   except VocXmlError as e:
