@@ -275,6 +275,35 @@ def test_det_root_objects_use_build_det_keys_and_rules(tmp_path):
   assert [r.value["reason"] for r in out["n0001_3"]] == ["missing_image"]
 
 
+def test_det_root_and_build_det_records_give_the_same_tracks(tmp_path):
+  """Both --det_dir routes see the same objects under the same keys (build_det's
+  track ids, boxes judged and scaled alike), so they write the same bytes."""
+  from pipelines import build_det
+  from tests import dataset_trees
+  root = str(tmp_path / "det_root")
+  dataset_trees.make_det_tree(root)
+  # Drop the corrupt image: build_det rejects it while reading, the
+  # simulator only when a track picks it, so the object sets would differ.
+  bad = "ILSVRC2014_train_0000/ILSVRC2014_train_00000003"
+  os.remove(os.path.join(root, "Annotations/DET/train", bad + ".xml"))
+  os.remove(os.path.join(root, "Data/DET/train", bad + ".JPEG"))
+  build_det.main([f"--input_dir={root}", f"--output_dir={tmp_path / 'det_records'}",
+                  "--num_shards=2"])
+  common = ["--num_tracks", "6", "--track_length", "3", "--canvas_size", "64",
+            "--num_shards", "1", "--seed", "4"]
+  build_synthetic.main(["--output_dir", str(tmp_path / "a"), "--det_dir", root, *common])
+  build_synthetic.main(["--output_dir", str(tmp_path / "b"), "--det_dir",
+                        str(tmp_path / "det_records"), *common])
+  files = [core.record_files(str(tmp_path / d), "synthetic", "train")[0] for d in "ab"]
+  data = [open(f, "rb").read() for f in files]
+  assert data[0] == data[1]
+  labels = {schema.parse_track(r.numpy()).label for r in tf.data.TFRecordDataset(files[0])}
+  assert labels <= {"n01440764", "n02084071"} and labels
+  reasons = {json.loads(l)["reason"] for l in open(tmp_path / "a" / "rejected-train.jsonl")}
+  assert {"small_object", "bad_box", "malformed_annotation", "no_objects", "missing_image",
+          "box_outside_image"} <= reasons
+
+
 def test_unreadable_image_is_rejected_not_crashed(tmp_path):
   bad = tmp_path / "bad.jpg"
   bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
