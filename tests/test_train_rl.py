@@ -101,3 +101,17 @@ def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
       "trainer.lr_schedule": "constant"})
   rewards = [s["mean_action_reward"] for s in steps]
   assert np.mean(rewards[-8:]) > np.mean(rewards[:8]) + 1.0, rewards
+
+
+def test_mixed_bfloat16_switch_trains_a_bfloat16_model(mnist_like, tmp_path):
+  import tf_keras as keras
+  cfg = experiment.load_experiment(DRLT, [
+      f"data.train_dir={mnist_like}", "runtime.mixed_precision=mixed_bfloat16",
+      "trainer.train_steps=2", "trainer.rl.batch_size=2", "model.lstm_units=8",
+      "model.hidden_units=8"])
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / "bf16"), rl_task.RLTask(cfg))
+  assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
+  assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in tr.model.layers}
+  assert all(v.dtype == tf.float32 for v in tr.model.trainable_variables)
+  result = tr.train()
+  assert result["step"] == 2 and np.isfinite(result["loss"])

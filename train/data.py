@@ -418,8 +418,10 @@ def rl_dataset(cfg: DataConfig, window: int, windows_per_video: int, batch_size:
   def windows(video):
     def one(j):
       start = j * window
-      return {"frames": video["frames"][:, start:start + window],
-              "boxes": video["boxes"][:, start:start + window],
+      frames = video["frames"][:, start:start + window]
+      return {"frames": tf.ensure_shape(frames, [batch_size, window] + frames.shape[2:]),
+              "boxes": tf.ensure_shape(video["boxes"][:, start:start + window],
+                                       [batch_size, window, 4]),
               "first": tf.equal(j, 0)}
     return tf.data.Dataset.range(windows_per_video).map(one)
 

@@ -182,7 +182,6 @@ class Trainer:
     self.tcfg = cfg.trainer
     self.model_dir = model_dir
     self.task = task
-    set_precision(cfg.runtime)
     self.strategy = strategy or make_strategy(cfg.runtime)
     self.is_chief = _is_chief(self.strategy)
     self.num_replicas = self.strategy.num_replicas_in_sync
@@ -196,8 +195,14 @@ class Trainer:
       self.ckpt_dir = model_dir
     else:
       self.ckpt_dir = os.path.join(model_dir, ".worker_tmp", _worker_name(self.strategy))
+    previous_policy = keras.mixed_precision.global_policy()
+    set_precision(cfg.runtime)  # layers take their dtype policy when built
+    try:
+      with self.strategy.scope():
+        self.model = task.build_model()
+    finally:
+      keras.mixed_precision.set_global_policy(previous_policy)
     with self.strategy.scope():
-      self.model = task.build_model()
       opt = keras.optimizers.Adam(
           learning_rate=learning_rate_schedule(self.tcfg), beta_1=self.tcfg.adam_beta1,
           beta_2=self.tcfg.adam_beta2, epsilon=self.tcfg.adam_epsilon)
