@@ -107,17 +107,25 @@ def track_id(seed: int, index: int) -> str:
 
 
 class ReadObjectRecordsFn(beam.DoFn):
-  """Record shard file -> a SourceObject per object record, or rejects.
+  """Record shard file -> its object records, in one of two passes.
 
+  Object records carry their image, and DET has ~480k of them, so the job
+  reads the shards twice rather than hold every image while the tracks pick
+  their objects:
+    index pass (no side input): a SourceObject *without* image bytes per
+      usable record (for the keys), and the rejects;
+    select pass (`picks`: key -> track indices): (object with image, track
+      index) for the picked records only; no rejects (the index pass made
+      them).
   Reads with tf.data (TensorFlow is a dependency anyway; Beam's TFRecord
   source needs an extra CRC package). A shard that is corrupt or truncated
-  midway keeps the records read before the damage and rejects the rest.
+  midway keeps the records before the damage and rejects the rest.
   """
 
   def __init__(self, min_fraction: float):
     self._min_fraction = min_fraction
 
-  def process(self, filename):
+  def process(self, filename, picks=None):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
     index = -1
@@ -127,13 +135,19 @@ class ReadObjectRecordsFn(beam.DoFn):
         try:
           obj = sources.object_from_record(raw.numpy(), name, self._min_fraction)
         except sources.SourceError as e:
-          yield core.reject(filename, e.reason, str(e), record=index)
+          if picks is None:
+            yield core.reject(filename, e.reason, str(e), record=index)
           continue
-        core.count("source_objects")
-        yield obj
+        if picks is None:
+          core.count("source_objects")
+          yield dataclasses.replace(obj, image_bytes=b"")
+        else:
+          for track in sorted(picks.get(obj.key, ())):
+            yield obj, track
     except (tf.errors.DataLossError, tf.errors.OpError) as e:
-      yield core.reject(filename, "corrupt_record_file",
-                        f"unreadable after record {index}: {e.message.splitlines()[0]}")
+      if picks is None:
+        yield core.reject(filename, "corrupt_record_file",
+                          f"unreadable after record {index}: {e.message.splitlines()[0]}")
 
 
 class ReadXmlObjectsFn(beam.DoFn):
@@ -303,11 +317,13 @@ def _counted(reject: dict) -> dict:
 
 
 def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
-  """(objects PCollection, [reject PCollections])."""
+  """(objects, reject PCollections, select) where `objects` holds every
+  usable object without image bytes (for picking) and `select(picks_view)`
+  gives the (object, track index) PCollection of the picked ones."""
   from pipelines.readers import det  # pylint: disable=g-import-not-at-top
   from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
   frac = opts.min_object_fraction
-  objects, rejects = [], []
+  light, rejects, record_files = [], [], None
   if opts.det_dir:
     if sources.is_det_root(opts.det_dir):
       subset = det_subset(opts)
@@ -317,23 +333,35 @@ def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
               | "ReadDetXml" >> beam.ParDo(ReadXmlObjectsFn(frac, opts.det_dir, subset))
               .with_outputs(core.REJECTED_TAG, main="objects"))
     else:
-      files = core.record_files(opts.det_dir)
-      read = (p | "DetRecordFiles" >> beam.Create(files)
-              | "DetFilesSpread" >> beam.Reshuffle()
-              | "ReadDetRecords" >> beam.ParDo(ReadObjectRecordsFn(frac)).with_outputs(
+      record_files = (p | "DetRecordFiles" >> beam.Create(core.record_files(opts.det_dir))
+                      | "DetFilesSpread" >> beam.Reshuffle())
+      read = (record_files
+              | "IndexDetRecords" >> beam.ParDo(ReadObjectRecordsFn(frac)).with_outputs(
                   core.REJECTED_TAG, main="objects"))
-    objects.append(read.objects)
+    light.append(read.objects)
     rejects.append(read[core.REJECTED_TAG])
   if opts.images_dir:
     xml_entries, listed, listed_rejects = sources.scan_images_dir(opts.images_dir)
     read = (p | "PhotoXmlFiles" >> beam.Create(xml_entries)
             | "ReadPhotoXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
                 core.REJECTED_TAG, main="objects"))
-    objects += [read.objects, p | "BoxesFileObjects" >> beam.Create(listed)]
+    light += [read.objects, p | "BoxesFileObjects" >> beam.Create(listed)]
     rejects += [read[core.REJECTED_TAG],
                 p | "ListingRejects" >> beam.Create(listed_rejects)
                 | "CountListingRejects" >> beam.Map(_counted)]
-  return objects[0] if len(objects) == 1 else objects | "AllObjects" >> beam.Flatten(), rejects
+  objects = light[0] if len(light) == 1 else light | "AllObjects" >> beam.Flatten()
+
+  def select(picks):
+    # Objects by path are light: select from them. Record objects: re-read.
+    by_path = (objects | "ObjectsByPath" >> beam.Filter(lambda o: bool(o.image_path))
+               | "SelectByPath" >> beam.ParDo(SelectObjectsFn(), picks=picks))
+    if record_files is None:
+      return by_path
+    by_record = record_files | "SelectDetRecords" >> beam.ParDo(
+        ReadObjectRecordsFn(frac), picks=picks)
+    return (by_path, by_record) | "AllSelected" >> beam.Flatten()
+
+  return objects, rejects, select
 
 
 def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
@@ -346,7 +374,7 @@ def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
             | "Procedural" >> beam.Map(lambda i: (None, i))
             | "SpreadTracks" >> beam.Reshuffle())
   else:
-    objects, source_rejects = _read_sources(p, opts)
+    objects, source_rejects, select = _read_sources(p, opts)
     rejects += source_rejects
     key_counts = (objects
                   | "ObjectKeys" >> beam.Map(lambda o: o.key)
@@ -357,9 +385,7 @@ def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
     rejects.append(picked[core.REJECTED_TAG])
     rejects.append(key_counts | "DuplicateKeys" >> beam.FlatMap(_duplicate_key_rejects))
     by_key = picked.picks | "TracksPerObject" >> beam.GroupByKey()
-    work = (objects
-            | "SelectObjects" >> beam.ParDo(SelectObjectsFn(), picks=beam.pvalue.AsDict(by_key))
-            | "SpreadTracks" >> beam.Reshuffle())
+    work = select(beam.pvalue.AsDict(by_key)) | "SpreadTracks" >> beam.Reshuffle()
   simulated = work | "Simulate" >> beam.ParDo(simulate).with_outputs(
       core.REJECTED_TAG, main="records")
   rejects.append(simulated[core.REJECTED_TAG])
