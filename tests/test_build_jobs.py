@@ -234,3 +234,18 @@ def test_build_sequences_on_real_data(shared_dir, tmp_path):
       assert index.tolist() == list(range(len(lines)))
     info = json.load(open(os.path.join(out, "dataset_info.json")))["splits"]["test"]
     assert info["num_frames"] == sum(len(a) for a in anns.values()) == counters["frames"]
+
+
+def test_max_side_downscales_frames_and_boxes(tmp_path):
+  d = tmp_path / "otb"
+  for i in range(2):
+    trees.write_jpeg(str(d / "Big/img" / f"{i + 1:04d}.jpg"), 40, 60, i)
+  trees.write(str(d / "Big/groundtruth_rect.txt"), "11,5,20,10\n13,7,20,10\n")
+  out = str(tmp_path / "out")
+  build_sequences.main([f"--input_dir={d}", f"--output_dir={out}", "--num_shards=1",
+                        "--sequence_kind=otb", "--max_side=30"])
+  (r,) = read_records(out, "otb").values()
+  assert (r["image/height"], r["image/width"]) == (20, 30)
+  np.testing.assert_allclose(r["boxes"], [[5, 2, 15, 7], [6, 3, 16, 8]], atol=1e-5)
+  for enc in r["image/encoded"]:
+    assert tf.io.decode_jpeg(enc).shape == (20, 30, 3)
