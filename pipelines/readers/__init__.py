@@ -7,5 +7,6 @@ exactly the code the Beam jobs use:
   sequences  benchmark layouts: OTB, VOT, LaSOT, UAV123, GOT-10k
   alov       ALOV300++ (.ann files + imagedata++)
   vid        ImageNet VID walker (videos -> frames + XML)
-  det        ImageNet DET walker (images + XML)
+  det        ImageNet DET walker (images + XML) and the object rules
+  fs         local paths via os, URLs (gs://, ...) via tf.io.gfile
 """
