@@ -143,8 +143,12 @@ class _WriteShard(beam.DoFn):
            "num_frames": frames}
 
 
-def _finalize(_, shards, rejects, output_dir, name, split, num_shards, record_kind, features,
-              extra_info):
+def finalize_split(_, shards, rejects, output_dir, name, split, num_shards, record_kind, features,
+                   extra_info):
+  """Last step of a write (one worker): renames the temporary shards to their
+  final names, removes stale shards of the split, writes rejected-{split}.jsonl
+  and updates dataset_info.json. `shards` are the dicts the shard writers yield
+  (shard, tmp, final, num_records, num_frames). Returns the split's info."""
   import tensorflow as tf
   shards = sorted(shards, key=lambda s: s["shard"])
   if [s["shard"] for s in shards] != list(range(num_shards)):
@@ -237,7 +241,7 @@ class WriteShardedRecords(beam.PTransform):
     return (pipeline
             | "FinalizeTrigger" >> beam.Create([None])
             | "Finalize" >> beam.Map(
-                _finalize, shards=beam.pvalue.AsList(shards),
+                finalize_split, shards=beam.pvalue.AsList(shards),
                 rejects=beam.pvalue.AsList(rejects), output_dir=self._output_dir,
                 name=self._name, split=self._split, num_shards=n,
                 record_kind=self._record_kind, features=self._features,

@@ -266,7 +266,7 @@ def write_tracks(tasks_and_rejects, opts, name: str, extra_info: Optional[dict] 
   return (pipeline
           | "FinalizeTrigger" >> beam.Create([None])
           | "Finalize" >> beam.Map(
-              core._finalize, shards=beam.pvalue.AsList(written.shards),
+              core.finalize_split, shards=beam.pvalue.AsList(written.shards),
               rejects=beam.pvalue.AsList(rejects), output_dir=opts.output_dir, name=name,
               split=opts.split, num_shards=n, record_kind="track",
               features=schema.TRACK_FEATURES, extra_info=extra_info or {}))
