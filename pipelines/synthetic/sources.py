@@ -234,7 +234,7 @@ def scan_images_dir(root: str):
     path = os.path.join(root, d, f)
     rows, bad = parse_boxes_file(fs.read_text(path), path)
     rejects.extend(bad)
-    for lineno, (name, box, label) in enumerate(rows):
+    for name, box, label in rows:
       rel = os.path.normpath(os.path.join(d, name))
       where = f"{path} ({name})"
       if rel not in present:
