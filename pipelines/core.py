@@ -203,7 +203,8 @@ def finalize_split(_, shards, rejects, output_dir, name, split, num_shards, reco
 class WriteShardedRecords(beam.PTransform):
   """Writes `(key, serialized_record, num_frames)` elements and rejects.
 
-  Use as `(records, rejects) | WriteShardedRecords(...)`; `rejects` may be None.
+  Use as `(records, rejects) | WriteShardedRecords(...)`, or `records | ...`
+  when the job has no rejected output (Beam refuses a tuple holding None).
   A stable hash of the key picks the shard, records are sorted by key inside
   a shard, every shard file exists (possibly empty), and files appear under
   their final names only after all shards are written.
@@ -224,7 +225,10 @@ class WriteShardedRecords(beam.PTransform):
     self._extra_info = extra_info or {}
 
   def expand(self, pcolls):
-    records, rejects = pcolls
+    if isinstance(pcolls, beam.pvalue.PCollection):
+      records, rejects = pcolls, None
+    else:
+      records, rejects = pcolls
     pipeline = records.pipeline
     n = self._num_shards
     import tensorflow as tf

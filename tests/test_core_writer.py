@@ -85,3 +85,13 @@ def test_rerun_with_fewer_shards_removes_stale_files(tmp_path):
   _write(out, 4, [_track(i) for i in range(5)], [])
   _write(out, 2, [_track(i) for i in range(5)], [])
   assert len(core.record_files(out, "toy", "train")) == 2
+
+
+def test_writer_without_rejects(tmp_path):
+  out = str(tmp_path)
+  with TestPipeline() as p:
+    _ = (p | beam.Create([_track(1)])
+         | beam.Map(lambda t: (t.track_id, schema.serialize_track(t), len(t)))
+         | core.WriteShardedRecords(out, "toy", "train", 2))
+  assert len(core.record_files(out, "toy", "train")) == 2
+  assert open(os.path.join(out, "rejected-train.jsonl")).read() == ""
