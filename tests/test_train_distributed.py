@@ -1,6 +1,7 @@
 """tf.distribute and fault tolerance: MirroredStrategy on 2 logical CPUs equals
 one device on the same global batch; a real 2-process MultiWorkerMirrored run
-on localhost; kill -9 then restart from --model_dir alone."""
+on localhost that survives a worker restart; kill -9 then restart from
+--model_dir alone."""
 
 import json
 import os
@@ -91,36 +92,62 @@ def test_mirrored_two_cpus_equals_one_device(toy_dir, tmp_path):
     assert r["weight_diff"] < 1e-3 * r["moved"], r
 
 
-@pytest.mark.slow
-def test_two_process_multi_worker_run_completes(toy_dir, tmp_path):
-  ports = [free_port(), free_port()]
+def _launch_workers(args, n=2):
+  ports = [free_port() for _ in range(n)]
   cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-  model_dir = str(tmp_path / "mw")
-  sets = tiny_overrides(toy_dir, steps=4, **{"runtime.distribution": "multi_worker_mirrored",
-                                              "runtime.collective_timeout_s": 120})
-  args = ["--config", SMOKE, "--model_dir", model_dir] + [a for s in sets for a in ("--set", s)]
   procs = []
-  for i in range(2):
+  for i in range(n):
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
     procs.append(subprocess.Popen(train_cmd(*args), cwd=str(REPO), env=env(TF_CONFIG=tf_config),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  return procs
+
+
+def _wait_all(procs, timeout=300):
   outs = []
   try:
     for p in procs:
-      outs.append(p.communicate(timeout=300)[0])
+      outs.append(p.communicate(timeout=timeout)[0])
   finally:
     for p in procs:
       if p.poll() is None:
         p.kill()
+  return outs
+
+
+@pytest.mark.slow
+def test_two_process_multi_worker_run_survives_a_worker_restart(toy_dir, tmp_path):
+  """2 workers on localhost train; SIGTERM to worker 1 makes both save at the
+  same step and exit (PreemptionCheckpointHandler); restarted with
+  --model_dir alone they resume there and complete the run."""
+  model_dir = str(tmp_path / "mw")
+  sets = tiny_overrides(toy_dir, steps=30, **{"runtime.distribution": "multi_worker_mirrored",
+                                               "runtime.collective_timeout_s": 120})
+  args = ["--config", SMOKE, "--model_dir", model_dir] + [a for s in sets for a in ("--set", s)]
+  procs = _launch_workers(args)
+  deadline = time.time() + 240
+  while not [e for e in read_log(model_dir) if e["event"] == "step" and e["step"] >= 3]:
+    assert all(p.poll() is None for p in procs), _wait_all(procs)
+    assert time.time() < deadline, "multi-worker run made no progress"
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)
+  outs = _wait_all(procs)
+  from train.trainer import PREEMPTED_EXIT_CODE
   for p, o in zip(procs, outs):
-    assert p.returncode == 0, o[-4000:]
+    assert p.returncode == PREEMPTED_EXIT_CODE, o[-4000:]
   events = read_log(model_dir)
-  start = [e for e in events if e["event"] == "start"][0]
-  assert start["replicas"] == 2
-  done = [e for e in events if e["event"] == "done"][0]
-  assert done["step"] == 4
-  with open(os.path.join(model_dir, "checkpoint")) as f:
-    assert 'model_checkpoint_path: "ckpt-4"' in f.read()
+  assert [e for e in events if e["event"] == "start"][0]["replicas"] == 2
+  saved = [e for e in events if e["event"] == "preempted"][0]["step"]
+  assert 3 <= saved < 30 and _latest_step(model_dir) == saved
+  n_before = len(events)
+  outs = _wait_all(_launch_workers(["--model_dir", model_dir]))
+  events = read_log(model_dir)[n_before:]
+  assert [e for e in events if e["event"] == "restored"][0]["step"] == saved, outs[0][-3000:]
+  steps = [e for e in events if e["event"] == "step"]
+  assert steps and steps[0]["step"] == saved + 1
+  done = [e for e in events if e["event"] == "done"]
+  assert done and done[0]["step"] == 30, outs[0][-3000:]
+  assert _latest_step(model_dir) == 30
   assert not os.path.exists(os.path.join(model_dir, ".worker_tmp", "worker_1"))
 
 

@@ -37,7 +37,7 @@ import json
 import logging
 import math
 import os
-import shutil
+import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -49,6 +49,9 @@ from configs.experiment import ExperimentConfig, RuntimeConfig, TrainerConfig
 from train import summaries
 
 log = logging.getLogger("train")
+
+
+PREEMPTED_EXIT_CODE = 42  # a worker saved on SIGTERM and stopped: restart it
 
 
 class TrainingDiverged(RuntimeError):
@@ -250,6 +253,43 @@ class Trainer:
       tf.io.gfile.rmtree(self.ckpt_dir)  # non-chief copies exist only because TF needs them
     return path
 
+  def _preemption_handler(self):
+    """Multi-worker fault tolerance: TF's PreemptionCheckpointHandler. When any
+    worker gets SIGTERM (a preemption, or an operator restarting it), every
+    worker saves a checkpoint at the same step and exits with code
+    PREEMPTED_EXIT_CODE; restarting the workers resumes from it. It also
+    propagates an op error on one worker to all of them, so none hangs in a
+    collective."""
+    if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      return None
+    resolver = self.strategy.cluster_resolver
+    if resolver is None or not resolver.cluster_spec().as_dict():
+      return None
+    return tf.distribute.experimental.PreemptionCheckpointHandler(
+        resolver, self.checkpoint, checkpoint_dir=self.model_dir,
+        termination_config=tf.distribute.experimental.TerminationConfig(
+            save_fn=self._preemption_save, exit_fn=lambda: sys.exit(PREEMPTED_EXIT_CODE)))
+
+  def _remove_handler_scratch(self):
+    """The handler makes an (unused: we save through save_fn) scratch directory
+    beside model_dir on non-chief workers and removes it only when it exits on
+    preemption; remove it after a normal finish."""
+    if self.is_chief:
+      return
+    resolver = self.strategy.cluster_resolver
+    scratch = os.path.join(os.path.dirname(os.path.abspath(self.model_dir)),
+                           f"workertemp_{resolver.task_id}")
+    if tf.io.gfile.exists(scratch):
+      tf.io.gfile.rmtree(scratch)
+
+  def _preemption_save(self, *args, **kwargs):
+    del args, kwargs
+    path = self.save()
+    self._event("preempted", step=int(self.step.numpy()), stage=int(self.stage.numpy()),
+                checkpoint=path)
+    log.warning("preemption: saved %s at step %d; exiting with code %d", path,
+                int(self.step.numpy()), PREEMPTED_EXIT_CODE)
+
   # -- logging ----------------------------------------------------------------
 
   def _event(self, kind: str, **fields) -> None:
@@ -356,6 +396,7 @@ class Trainer:
 
   def train(self) -> Dict[str, Any]:
     """Trains until trainer.train_steps; returns the last metrics."""
+    handler = self._preemption_handler()  # restores model_dir's checkpoint itself
     self.restore()
     tcfg = self.tcfg
     total_steps = tcfg.train_steps
@@ -385,7 +426,10 @@ class Trainer:
         stage_done = False
         while int(self.step.numpy()) < total_steps and not stage_done:
           step_t = tf.constant(int(self.step.numpy()), tf.int64)
-          metrics, images, carry = train_fn(iterator, carry, step_t)
+          if handler is not None:
+            metrics, images, carry = handler.run(train_fn, iterator, carry, step_t)
+          else:
+            metrics, images, carry = train_fn(iterator, carry, step_t)
           values = {k: float(v.numpy()) for k, v in metrics.items()}
           step = int(self.step.numpy()) + 1
           if not (math.isfinite(values["loss"]) and values["applied"] > 0.5):
@@ -433,6 +477,8 @@ class Trainer:
       result["step"] = int(self.step.numpy())
       result["stage"] = int(self.stage.numpy())
       self._event("done", **{k: v for k, v in result.items() if isinstance(v, (int, float))})
+      if handler is not None:
+        self._remove_handler_scratch()
       return result
     finally:
       if bar is not None:
