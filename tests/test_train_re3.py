@@ -74,6 +74,7 @@ def test_loss_goes_down_on_a_small_synthetic_set(toy_dir, tmp_path):
       toy_dir, steps=40, **{"trainer.stages": "[{unroll: 2, batch_size: 8}]",
                             "trainer.lr_schedule": "constant", "trainer.learning_rate": 0.005,
                             "trainer.head_bias_init": "[]",
+                            "trainer.image_summary_every": 20,
                             "data.val_dir": toy_dir, "data.val_split": "train",
                             "data.val_tracks": 2, "data.val_max_frames": 8}))
   tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
@@ -84,8 +85,19 @@ def test_loss_goes_down_on_a_small_synthetic_set(toy_dir, tmp_path):
   assert last < 0.75 * first, (first, last)
   assert result["step"] == 40 and 0.0 <= result["val_iou"] <= 1.0
   assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-40")
-  # summaries were written
-  assert os.listdir(tmp_path / "run" / "train")
+  # TensorBoard summaries: scalars and crop images with boxes
+  from tensorflow.core.util import event_pb2
+  tags = {}
+  for path in (tmp_path / "run" / "train").iterdir():
+    for rec in tf.data.TFRecordDataset(str(path)):
+      for v in event_pb2.Event.FromString(rec.numpy()).summary.value:
+        tags[v.tag] = v
+  for tag in ("train/loss", "train/learning_rate", "train/stage", "train/examples_per_sec",
+              "train/unroll", "val/iou"):
+    assert tags[tag].metadata.plugin_data.plugin_name == "scalars", tag
+  img = tags["train/crops_pred_red_true_green"]
+  assert img.metadata.plugin_data.plugin_name == "images"
+  assert tf.io.decode_png(img.tensor.string_val[2]).shape == (64, 64, 3)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
