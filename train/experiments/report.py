@@ -1,0 +1,148 @@
+"""Result tables of the experiment scripts, read from train.evaluate's performance.json.
+
+  python -m train.experiments.report mnist --root runs/mnist_table1/eval
+  python -m train.experiments.report real --root runs/re3_real/eval
+
+`mnist`: the RL tracker paper's Table 1 (average center pixel error, average
+IoU over all test frames) next to ours, one row per setting and tracker, from
+ROOT/{run}_{variant}/performance.json (run = rl_reinforce | rl_mixed | re3 ...;
+every directory found is reported, none is required).
+
+`real`: one table per dataset directory ROOT/{otb,vot,...}/performance.json
+with every tracker evaluated there side by side: success AUC, precision at
+20 px, the RL paper's mean IoU, frames per second (tracker time only).
+
+Markdown tables on stdout; --json writes the same numbers to a file.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+from typing import Dict, List, Optional
+
+from absl import app, flags
+
+# The RL tracker paper's Table 1 (Zhang et al.): center error (px), IoU (%).
+PAPER_TABLE1 = {
+    "fixed": ("fixed-size digit, black background", 4.13, 72.14),
+    "scalable": ("scalable digit, black background", 3.57, 75.85),
+    "noisy": ("scalable digit, noise + distractor digit", 6.54, 64.29),
+}
+VARIANTS = ("fixed", "scalable", "noisy")
+# How each run directory of mnist_table1.sh is described in the table.
+RUN_NAMES = {
+    "rl_reinforce": "RL agent, pure REINFORCE (T=10, N=5, sigma=1)",
+    "rl_mixed": "RL agent, REINFORCE + supervised eq. 4 loss (mixed)",
+    "re3": "Re3 (CPU size, configs/experiments/re3_mnist.yaml)",
+}
+
+
+def load_perf(path: str) -> Dict[str, object]:
+  with open(path) as f:
+    return json.load(f)
+
+
+def mnist_rows(root: str) -> List[Dict[str, object]]:
+  """One row per (variant, run) found under root, paper rows first."""
+  rows = []
+  for variant in VARIANTS:
+    desc, err, iou = PAPER_TABLE1[variant]
+    rows.append({"variant": variant, "setting": desc, "tracker": "paper (Zhang et al., Table 1)",
+                 "center_error_px": err, "iou_pct": iou, "frames": None, "fps": None})
+    found = sorted(glob.glob(os.path.join(root, f"*_{variant}", "performance.json")))
+    for path in found:
+      run = os.path.basename(os.path.dirname(path))[:-len(variant) - 1]
+      perf = load_perf(path)
+      for tname, r in perf["trackers"].items():
+        rl = r["rl_paper"]
+        rows.append({"variant": variant, "setting": desc, "tracker": RUN_NAMES.get(run, run),
+                     "run": run, "tracker_name": tname,
+                     "center_error_px": rl["average_center_error"],
+                     "iou_pct": 100.0 * rl["average_iou"], "frames": perf["dataset"]["frames"],
+                     "sequences": len(perf["dataset"]["sequences"]),
+                     "fps": r["speed"]["fps"]})
+  return rows
+
+
+def mnist_table(rows: List[Dict[str, object]]) -> str:
+  out = ["| setting | tracker | avg center error (px) | avg IoU (%) | beats paper row |",
+         "|---|---|---|---|---|"]
+  paper = {v: (e, i) for v, (_, e, i) in PAPER_TABLE1.items()}
+  for r in rows:
+    if r["tracker"].startswith("paper"):
+      beats = ""
+    else:
+      e, i = paper[r["variant"]]
+      both = r["center_error_px"] < e and r["iou_pct"] > i
+      beats = "yes (both)" if both else ("IoU only" if r["iou_pct"] > i else
+                                         ("error only" if r["center_error_px"] < e else "no"))
+    out.append(f"| {r['setting']} | {r['tracker']} | {r['center_error_px']:.2f} | "
+               f"{r['iou_pct']:.2f} | {beats} |")
+  return "\n".join(out)
+
+
+def real_rows(root: str) -> List[Dict[str, object]]:
+  rows = []
+  for path in sorted(glob.glob(os.path.join(root, "*", "performance.json"))):
+    perf = load_perf(path)
+    ds = perf["dataset"]
+    for tname, r in perf["trackers"].items():
+      s = r["summary"]
+      rows.append({"dataset": os.path.basename(os.path.dirname(path)), "kind": ds["kind"],
+                   "sequences": len(ds["sequences"]), "frames": ds["frames"], "tracker": tname,
+                   "success_auc": s["success_auc"], "precision_20px": s["precision_20px"],
+                   "mean_iou": r.get("rl_paper", {}).get("average_iou"),
+                   "fps": r["speed"]["fps"]})
+  return rows
+
+
+def real_table(rows: List[Dict[str, object]]) -> str:
+  out = []
+  for ds in sorted({r["dataset"] for r in rows}):
+    part = sorted((r for r in rows if r["dataset"] == ds), key=lambda r: -r["success_auc"])
+    out.append(f"{ds}: {part[0]['sequences']} sequences, {part[0]['frames']} frames, one-pass "
+               "(OPE)\n")
+    out.append("| tracker | success AUC | precision @20px | mean IoU | FPS |")
+    out.append("|---|---|---|---|---|")
+    for r in part:
+      iou = "" if r["mean_iou"] is None else f"{r['mean_iou']:.3f}"
+      out.append(f"| {r['tracker']} | {r['success_auc']:.3f} | {r['precision_20px']:.3f} | "
+                 f"{iou} | {r['fps']:.1f} |")
+    out.append("")
+  return "\n".join(out)
+
+
+def report(kind: str, root: str, json_path: Optional[str] = None) -> str:
+  if not os.path.isdir(root):
+    raise ValueError(f"--root {root!r} is not a directory")
+  if kind == "mnist":
+    rows = mnist_rows(root)
+    text = mnist_table(rows)
+  elif kind == "real":
+    rows = real_rows(root)
+    if not rows:
+      raise ValueError(f"{root}: no */performance.json found")
+    text = real_table(rows)
+  else:
+    raise ValueError(f"table kind must be mnist or real, got {kind!r}")
+  if json_path:
+    with open(json_path, "w") as f:
+      json.dump(rows, f, indent=1)
+  return text
+
+
+def main(argv):
+  if len(argv) != 2:
+    raise app.UsageError("usage: python -m train.experiments.report mnist|real --root DIR")
+  print(report(argv[1], flags.FLAGS.root, flags.FLAGS.json))
+  return 0
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("root", None, "Directory holding one evaluation directory per run.")
+  flags.DEFINE_string("json", None, "Also write the rows as JSON here.")
+  flags.mark_flag_as_required("root")
+  app.run(main)
