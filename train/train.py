@@ -22,12 +22,20 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("config", None, "Experiment YAML (default: MODEL_DIR/config.yaml).")
-flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, config.yaml, train_log.jsonl.")
-flags.DEFINE_multi_string("set", [], "Dotted override, e.g. --set trainer.train_steps=100.")
-flags.DEFINE_bool("toy_records", False,
-                  "Write a tiny synthetic record set into MODEL_DIR/toy_records and train on it "
-                  "(smoke runs without any dataset).")
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines the entry point's flags (on demand, so importing this module next
+  to other entry points never clashes)."""
+  flags.DEFINE_string("config", None, "Experiment YAML (default: MODEL_DIR/config.yaml).",
+                      flag_values=flag_values)
+  flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, config.yaml, train_log.jsonl.",
+                      flag_values=flag_values)
+  flags.DEFINE_multi_string("set", [], "Dotted override, e.g. --set trainer.train_steps=100.",
+                            flag_values=flag_values)
+  flags.DEFINE_bool("toy_records", False,
+                    "Write a tiny synthetic record set into MODEL_DIR/toy_records and train on "
+                    "it (smoke runs without any dataset).", flag_values=flag_values)
 
 log = logging.getLogger("train")
 
@@ -132,4 +140,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
