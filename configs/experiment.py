@@ -119,9 +119,11 @@ class DataConfig:
 class StageConfig:
   """One curriculum stage of Re3 training.
 
-  A stage ends after `steps` steps, or earlier when the smoothed loss has not
-  improved by `plateau_min_delta` (relative) for `plateau_patience` steps
-  (0 = no plateau detection); the last stage runs until train_steps.
+  A stage ends after `steps` steps, or earlier when the smoothed loss (an
+  exponential moving average with time constant plateau_patience / 10 steps)
+  has not improved on its best by `plateau_min_delta` (relative) for
+  `plateau_patience` steps (0 = no plateau detection); the last stage runs
+  until train_steps.
   """
   unroll: int = 2
   batch_size: int = 64

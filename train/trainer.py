@@ -20,6 +20,9 @@ per-replica loss; this module does everything else:
   plateau state; `--model_dir` alone restores it all. Under multi-worker
   training every worker saves (the chief into model_dir, the others into
   throw-away directories, as TF requires) and all restore from model_dir;
+  TF's PreemptionCheckpointHandler makes every worker save at the same step
+  and exit with PREEMPTED_EXIT_CODE when any of them gets SIGTERM, and
+  propagates an op error on one worker to all (restart them to resume);
 * mixed precision (`mixed_float16` with dynamic loss scaling, or
   `mixed_bfloat16`) and XLA (`jit_compile` on the loss-and-gradient function);
 * TensorBoard scalars, crop images with boxes, a log line (or tqdm bar) and a
