@@ -120,3 +120,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
   tf.train.Checkpoint(model=net, step=step).restore(latest).expect_partial()
   assert int(step.numpy()) == saved_step
   assert all(np.isfinite(v.numpy()).all() for v in net.weights)
+
+
+def test_plateau_ends_a_stage(toy_dir, tmp_path):
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, steps=5))
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  phase = trainer_lib.Phase(index=0, batch_size=4, plateau_patience=20, plateau_min_delta=0.01)
+  for i in range(60):                      # improving: never a plateau
+    assert not tr._update_plateau(phase, 10.0 - 0.1 * i)
+  flags = [tr._update_plateau(phase, 4.0) for _ in range(60)]   # flat from here on
+  first = flags.index(True)
+  assert 20 <= first < 40, first
+  tr._next_stage()
+  assert int(tr.stage.numpy()) == 1 and int(tr.since_best.numpy()) == 0
