@@ -130,6 +130,20 @@ def from_dict(cls: Type[T], data: Mapping[str, Any], prefix: str = "") -> T:
   return obj
 
 
+def as_config(cls: Type[T], value: Any, prefix: str = "") -> T:
+  """`value` as a validated `cls`: an instance, a mapping (strictly parsed) or
+  None (the defaults). Used where code accepts a config or its dict form
+  (e.g. a Keras model rebuilt from `get_config()`)."""
+  if value is None:
+    cfg = cls()
+  elif isinstance(value, cls):
+    cfg = value
+  else:
+    cfg = from_dict(cls, dict(value), prefix=prefix)
+  validate(cfg)
+  return cfg
+
+
 def to_dict(cfg: Any) -> Dict[str, Any]:
   """Plain dict (lists for tuples) suitable for YAML dumping."""
   def convert(v):

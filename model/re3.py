@@ -43,22 +43,13 @@ from model.layers import PACKAGE, GroupedConv2D, LocalResponseNorm, MeanSubtract
 State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 
 
-def _as_config(config) -> Re3ModelConfig:
-  if isinstance(config, Re3ModelConfig):
-    cfg = config
-  else:
-    cfg = base.from_dict(Re3ModelConfig, dict(config), prefix="model")
-  base.validate(cfg)
-  return cfg
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class Re3Net(keras.Model):
   """Re3 recurrent regression tracker (Gordon et al., RA-L 2018)."""
 
   def __init__(self, config: Union[Re3ModelConfig, dict, None] = None, **kwargs):
     super().__init__(**kwargs)
-    self.cfg = _as_config(config if config is not None else Re3ModelConfig())
+    self.cfg = base.as_config(Re3ModelConfig, config, prefix="model")
     cfg = self.cfg
     reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
     init = "he_normal"  # MSRA, as the paper initialises its new layers

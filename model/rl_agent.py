@@ -73,22 +73,13 @@ def sample_actions(mu, sigma, seed=None) -> tf.Tensor:
   return mu + tf.cast(sigma, tf.float32) * noise
 
 
-def _as_config(config) -> RLAgentConfig:
-  if isinstance(config, RLAgentConfig):
-    cfg = config
-  else:
-    cfg = base.from_dict(RLAgentConfig, dict(config), prefix="model")
-  base.validate(cfg)
-  return cfg
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class RLAgent(keras.Model):
   """Recurrent convolutional tracking agent (CNN + ReLU LSTM + Gaussian policy)."""
 
   def __init__(self, config: Union[RLAgentConfig, dict, None] = None, **kwargs):
     super().__init__(**kwargs)
-    self.cfg = _as_config(config if config is not None else RLAgentConfig())
+    self.cfg = base.as_config(RLAgentConfig, config, prefix="model")
     cfg = self.cfg
     self.convs = []
     self.pools = []
