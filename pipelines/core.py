@@ -11,7 +11,6 @@ Output layout of a job (a contract other tools read):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,10 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+# Re-exported: the shard naming and lookup live in a Beam-free module so that
+# training and evaluation can find records without importing Beam.
+from pipelines.shards import record_files, shard_for_key, shard_path  # noqa: F401
 
 REJECTED_TAG = "rejected"
 COUNTER_NAMESPACE = "pipelines"
@@ -88,30 +91,6 @@ def count(name: str, n: int = 1) -> None:
 # ---------------------------------------------------------------------------
 # Deterministic sharded writer
 # ---------------------------------------------------------------------------
-
-
-def shard_for_key(key: str, num_shards: int) -> int:
-  """Stable shard of a key (sha256, never Python's salted hash())."""
-  digest = hashlib.sha256(key.encode("utf-8")).digest()
-  return int.from_bytes(digest[:8], "big") % num_shards
-
-
-def shard_path(output_dir: str, name: str, split: str, shard: int, num_shards: int) -> str:
-  return os.path.join(output_dir, f"{name}-{split}.tfrecord-{shard:05d}-of-{num_shards:05d}")
-
-
-def record_files(path_or_dir: str, name: Optional[str] = None,
-                 split: Optional[str] = None) -> List[str]:
-  """The shard files of a dataset directory (sorted), or of a glob pattern."""
-  import tensorflow as tf
-  if any(ch in path_or_dir for ch in "*?["):
-    files = tf.io.gfile.glob(path_or_dir)
-  elif tf.io.gfile.isdir(path_or_dir):
-    pattern = f"{name or '*'}-{split or '*'}.tfrecord-*-of-*"
-    files = tf.io.gfile.glob(os.path.join(path_or_dir, pattern))
-  else:
-    files = [path_or_dir] if tf.io.gfile.exists(path_or_dir) else []
-  return sorted(f for f in files if ".tmp" not in os.path.basename(f))
 
 
 class _WriteShard(beam.DoFn):

@@ -28,8 +28,8 @@ def read_tracks(records: str, num_tracks: int, name: Optional[str] = None,
                 split: Optional[str] = None):
   """The first `num_tracks` tracks of the sorted shard files (deterministic)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from pipelines import core, schema  # pylint: disable=g-import-not-at-top
-  files = core.record_files(records, name, split)
+  from pipelines import schema, shards  # pylint: disable=g-import-not-at-top
+  files = shards.record_files(records, name, split)
   if not files:
     raise FileNotFoundError(f"no track records in {records!r}"
                             f"{f' for {name}-{split}' if name or split else ''}")

@@ -39,7 +39,7 @@ import tensorflow as tf
 
 from configs.experiment import DataConfig, JitterConfig
 from model import geometry
-from pipelines import core, schema
+from pipelines import schema, shards
 
 CROP = geometry.CROP_SIZE
 AUTOTUNE = tf.data.AUTOTUNE
@@ -55,9 +55,9 @@ def _calls(n: int):
 
 def find_record_files(path: str, split: str, what: str = "data.train_dir") -> List[str]:
   """Shard files of one record directory (or glob / single file) for `split`."""
-  files = core.record_files(path, None, split)
+  files = shards.record_files(path, None, split)
   if not files and not tf.io.gfile.isdir(path):
-    files = core.record_files(path)
+    files = shards.record_files(path)
   if not files:
     raise DataError(f"{what}: no '*-{split}.tfrecord-*' record files in {path!r}")
   return files

@@ -117,8 +117,8 @@ def load_sequences(kind: str, path: str, split: str = "test", names: Sequence[st
                               occlusion_mask(s.boxes_xyxy, s.visible, s.occlusion)))
   else:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from pipelines import core, schema  # pylint: disable=g-import-not-at-top
-    files = core.record_files(path, None, split)
+    from pipelines import schema, shards  # pylint: disable=g-import-not-at-top
+    files = shards.record_files(path, None, split)
     if not files:
       raise ValueError(f"{path}: no track records for split {split!r} "
                        f"(expected files like moving_mnist_fixed-{split}.tfrecord-*)")

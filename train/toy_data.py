@@ -16,7 +16,7 @@ from typing import List
 import numpy as np
 import tensorflow as tf
 
-from pipelines import core, schema
+from pipelines import schema, shards
 
 
 def toy_track(rng: np.random.Generator, track_id: str, frames: int = 12, height: int = 96,
@@ -58,14 +58,14 @@ def write_toy_records(output_dir: str, num_tracks: int = 8, frames: int = 12, he
   tf.io.gfile.makedirs(output_dir)
   tracks = [toy_track(rng, f"{name}/{i:04d}", frames, height, width, channels, fmt)
             for i in range(num_tracks)]
-  paths = [core.shard_path(output_dir, name, split, s, num_shards) for s in range(num_shards)]
+  paths = [shards.shard_path(output_dir, name, split, s, num_shards) for s in range(num_shards)]
   writers = [tf.io.TFRecordWriter(p) for p in paths]
   for t in tracks:
-    writers[core.shard_for_key(t.track_id, num_shards)].write(schema.serialize_track(t))
+    writers[shards.shard_for_key(t.track_id, num_shards)].write(schema.serialize_track(t))
   for w in writers:
     w.close()
   return paths
 
 
 def toy_records_exist(output_dir: str, split: str = "train") -> bool:
-  return bool(os.path.isdir(output_dir) and core.record_files(output_dir, "toy", split))
+  return bool(os.path.isdir(output_dir) and shards.record_files(output_dir, "toy", split))
