@@ -4,7 +4,8 @@
   peepholes: input and forget gates see c_{t-1}, the output gate sees c_t),
   with diagonal or full peephole weights, forget bias 1, and optional ReLU in
   place of tanh (the RL tracker's LSTM, its Figure 2).
-* `LocalResponseNorm`: CaffeNet's LRN (tf.nn.local_response_normalization).
+* `LocalResponseNorm`: CaffeNet's LRN (tf.nn.local_response_normalization),
+  computed in float32 whatever the compute dtype.
 * `MeanSubtract`: casts uint8/float crops to float32 and subtracts a per-channel
   mean inside the model, so callers feed raw 0..255 pixels.
 
@@ -14,6 +15,14 @@
   CPU here and is awkward for export; per-group convolutions are as fast as
   TF's native grouped kernel forward and faster backward (measured: 16 vs
   26 ms for conv2's gradient at batch 4 on 2 cores).
+
+Mixed precision (`mixed_bfloat16` / `mixed_float16` Keras policies): every
+layer computes in its policy's compute dtype with float32 weights, except
+where that is wrong or impossible: LRN runs in float32 (CPU has no bfloat16
+LRN kernel, and in float16 its sum of squares overflows above ~256), and the
+LSTM keeps its gates' nonlinearities and its carried state in the state's
+dtype (float32 from the models' zero_state), so only its matmuls run in the
+low precision.
 
 Everything is registered with `keras.saving.register_keras_serializable` and
 has a complete `get_config`, so models load with `safe_mode=True`.
@@ -54,6 +63,17 @@ class PeepholeLSTMCell(keras.layers.Layer):
   also offers `project_inputs` + `step_projected` so an unrolled caller can do
   the input matmul for all time steps at once and only the recurrent matmul
   per step.
+
+  Dtypes (mixed precision): the input and recurrent matmuls run in the
+  layer's compute dtype (bfloat16 / float16 under a mixed policy; the weights
+  are cast explicitly, so `project_inputs` and `step_projected` also work when
+  called outside the layer's __call__). The gate nonlinearities, peepholes and
+  the c / h update then run in the dtype of the state passed in, and the new
+  state comes back in that same dtype: with the models' float32 zero state
+  the carried state stays float32 from step to step (loop-invariant dtypes
+  for tf.while_loop and exported signatures, and no rounding of c to 8 bits
+  of mantissa every step). The output y is h in the compute dtype, the dtype
+  the next layers compute in. Under a float32 policy every cast is a no-op.
   """
 
   def __init__(self, units: int, peephole: str = "diagonal", activation: str = "tanh",
@@ -104,27 +124,44 @@ class PeepholeLSTMCell(keras.layers.Layer):
       self.peephole_i = self.peephole_f = self.peephole_o = None
     else:
       shape = (u,) if self.peephole == "diagonal" else (u, u)
-      self.peephole_i = self.add_weight(name="peephole_i", shape=shape, initializer=fresh(self.peephole_initializer))
-      self.peephole_f = self.add_weight(name="peephole_f", shape=shape, initializer=fresh(self.peephole_initializer))
-      self.peephole_o = self.add_weight(name="peephole_o", shape=shape, initializer=fresh(self.peephole_initializer))
+
+      def peephole(name):
+        # Not autocast: peepholes act on the (float32) cell state, so they
+        # are read at full precision even inside a mixed-precision __call__.
+        return self.add_weight(name=name, shape=shape, initializer=fresh(self.peephole_initializer),
+                               experimental_autocast=False)
+
+      self.peephole_i = peephole("peephole_i")
+      self.peephole_f = peephole("peephole_f")
+      self.peephole_o = peephole("peephole_o")
     self.built = True
 
   def _peep(self, c, p):
+    p = tf.cast(p, c.dtype)
     if self.peephole == "diagonal":
       return c * p
     return tf.matmul(c, p)
 
   def project_inputs(self, inputs):
-    """W x + b for any leading shape [..., input_dim] -> [..., 4 units]."""
-    inputs = tf.convert_to_tensor(inputs)
+    """W x + b for any leading shape [..., input_dim] -> [..., 4 units], in the
+    compute dtype."""
+    dtype = self.compute_dtype
+    inputs = tf.cast(inputs, dtype)
+    kernel = tf.cast(self.kernel, dtype)
+    bias = tf.cast(self.bias, dtype)
     if inputs.shape.rank == 2:
-      return tf.matmul(inputs, self.kernel) + self.bias
-    return tf.tensordot(inputs, self.kernel, axes=1) + self.bias
+      return tf.matmul(inputs, kernel) + bias
+    return tf.tensordot(inputs, kernel, axes=1) + bias
 
   def step_projected(self, projected, states):
-    """One step from precomputed W x + b: (h, [h, c])."""
-    h_prev, c_prev = states[0], states[1]
-    gates = projected + tf.matmul(h_prev, self.recurrent_kernel)
+    """One step from precomputed W x + b: (y, [h, c]); h and c in the dtype
+    of the given state, y = h in the compute dtype."""
+    h_prev, c_prev = tf.convert_to_tensor(states[0]), tf.convert_to_tensor(states[1])
+    state_dtype = c_prev.dtype
+    dtype = self.compute_dtype
+    gates = tf.cast(projected, dtype) + tf.matmul(tf.cast(h_prev, dtype),
+                                                  tf.cast(self.recurrent_kernel, dtype))
+    gates = tf.cast(gates, state_dtype)
     gi, gf, gz, go = tf.split(gates, 4, axis=-1)
     if self.peephole != "none":
       gi = gi + self._peep(c_prev, self.peephole_i)
@@ -136,7 +173,8 @@ class PeepholeLSTMCell(keras.layers.Layer):
       go = go + self._peep(c, self.peephole_o)
     o = tf.sigmoid(go)
     h = o * self._g(c)
-    return h, [h, c]
+    h = tf.cast(h, h_prev.dtype)
+    return tf.cast(h, dtype), [h, c]
 
   def call(self, inputs, states, training=None):
     return self.step_projected(self.project_inputs(inputs), states)
@@ -211,8 +249,13 @@ class LocalResponseNorm(keras.layers.Layer):
     self.bias = float(bias)
 
   def call(self, inputs):
-    return tf.nn.local_response_normalization(
-        inputs, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
+    # Always float32 inside, cast back to the input (compute) dtype: there is
+    # no bfloat16 LRN kernel on CPU, and in float16 the squared activations
+    # overflow (65504) as soon as one exceeds ~256, as CaffeNet's often do.
+    x = tf.cast(inputs, tf.float32)
+    y = tf.nn.local_response_normalization(
+        x, depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
+    return tf.cast(y, inputs.dtype)
 
   def compute_output_shape(self, input_shape):
     return input_shape

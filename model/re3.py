@@ -17,6 +17,12 @@ Crops are RGB, 0..255, uint8 or float32; the model subtracts the mean itself.
 Labels are the Re3 convention of model.geometry (target x1, y1, x2, y2 in the
 crop window, in [0, 1] of the window, times 10).
 
+Mixed precision: build the net under a `mixed_bfloat16` / `mixed_float16`
+Keras policy (train.trainer does) and the tower, fc6 and LSTM matmuls compute
+in the low precision with float32 weights; the LSTM state stays float32
+(zero_state, step, unroll), and the head computes in float32, so labels are
+float32 whatever the policy.
+
 Speed (tracking is the hot path): `step` runs the tower once on the 2B stacked
 crops (prev and curr together), `unroll` once on all 2·B·T crops and does the
 LSTM input matmuls for all steps at once, leaving only the recurrent matmuls in
@@ -91,8 +97,10 @@ class Re3Net(keras.Model):
                                   kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm1")
     self.lstm2 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
                                   kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm2")
+    # The head computes in float32 under any policy: labels come out float32
+    # (bfloat16 would round a label near 8 to steps of 1/16 of a label unit).
     self.head = keras.layers.Dense(cfg.output_units, kernel_initializer=init,
-                                   kernel_regularizer=reg, name="fc_output")
+                                   kernel_regularizer=reg, name="fc_output", dtype="float32")
 
   # ---------------------------------------------------------------- building
 
@@ -189,7 +197,9 @@ class Re3Net(keras.Model):
     return (z, z, z, z)
 
   def _lstm2_input_kernels(self):
-    k = self.lstm2.kernel
+    """lstm2's kernel split into its fc6 part and its lstm1 part, in lstm2's
+    compute dtype (read outside the layer's __call__, the variable is float32)."""
+    k = tf.cast(self.lstm2.kernel, self.lstm2.compute_dtype)
     n = self.cfg.fc6_units
     return k[:n], k[n:]
 
@@ -219,15 +229,18 @@ class Re3Net(keras.Model):
     flat_curr = tf.reshape(curr_crops, [-1, s, s, 3])
     e = self.embed(flat_prev, flat_curr, training)                     # [B*T, fc6]
     k2e, k2h = self._lstm2_input_kernels()
+    dtype = k2e.dtype                                                   # compute dtype
+    e = tf.cast(e, dtype)
     xp1 = tf.reshape(self.lstm1.project_inputs(e), [b, t, -1])          # [B, T, 4u]
-    xp2 = tf.reshape(tf.matmul(e, k2e) + self.lstm2.bias, [b, t, -1])   # [B, T, 4u]
+    xp2 = tf.reshape(tf.matmul(e, k2e) + tf.cast(self.lstm2.bias, dtype), [b, t, -1])
     if initial_state is None:
       initial_state = self.zero_state(b)
     h1, c1, h2, c2 = initial_state
 
     def body(i, h1, c1, h2, c2):
       y1, (h1, c1) = self.lstm1.step_projected(xp1[:, i], [h1, c1])
-      y2, (h2, c2) = self.lstm2.step_projected(xp2[:, i] + tf.matmul(y1, k2h), [h2, c2])
+      y2, (h2, c2) = self.lstm2.step_projected(xp2[:, i] + tf.matmul(tf.cast(y1, dtype), k2h),
+                                               [h2, c2])
       return y2, (h1, c1, h2, c2)
 
     static_t = prev_crops.shape[1]
@@ -238,7 +251,7 @@ class Re3Net(keras.Model):
         outputs.append(y2)
       ys = tf.stack(outputs, axis=1)                                    # [B, T, u]
     else:
-      ta = tf.TensorArray(tf.float32, size=t)
+      ta = tf.TensorArray(self.lstm2.compute_dtype, size=t)
 
       def loop(i, ta, h1, c1, h2, c2):
         y2, (h1, c1, h2, c2) = body(i, h1, c1, h2, c2)

@@ -24,6 +24,10 @@ Interface (agreed with training and tracking):
   targets = agent.encode_boxes(boxes_xyxy)            # [..., 4] -> [..., D]
   boxes = agent.decode_actions(actions)               # [..., D] -> [..., 4] xyxy
   log_prob(actions, mu, sigma), reward(actions, targets)   # -> [...]
+
+Mixed precision: built under a mixed Keras policy, the CNN, LSTM matmuls and
+hidden layer compute in bfloat16 / float16 with float32 weights; the LSTM
+state stays float32 and mu is computed in float32 (see model.layers).
 """
 
 from __future__ import annotations
@@ -93,8 +97,10 @@ class RLAgent(keras.Model):
     self.hidden = keras.layers.Dense(cfg.hidden_units, activation="relu",
                                      kernel_initializer="he_normal", name="rl_hidden")
     centre = [cfg.frame_size / 2.0, cfg.frame_size / 2.0, cfg.fixed_side][:cfg.output_dim]
+    # mu computes in float32 under any policy (pixels: bfloat16 would round
+    # a centre near 100 to steps of half a pixel, half the paper's sigma).
     self.mu_layer = keras.layers.Dense(cfg.output_dim, bias_initializer=keras.initializers.Constant(centre),
-                                       name="rl_mu")
+                                       name="rl_mu", dtype="float32")
 
   # ---------------------------------------------------------------- building
 
@@ -180,7 +186,7 @@ class RLAgent(keras.Model):
         ys.append(y)
       ys = tf.stack(ys, axis=1)
     else:
-      ta = tf.TensorArray(tf.float32, size=t)
+      ta = tf.TensorArray(self.lstm.compute_dtype, size=t)
 
       def loop(i, ta, h, c):
         y, (h, c) = self.lstm.step_projected(xp[:, i], [h, c])
