@@ -103,15 +103,17 @@ def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
   assert np.mean(rewards[-8:]) > np.mean(rewards[:8]) + 1.0, rewards
 
 
-def test_mixed_bfloat16_switch_trains_a_bfloat16_model(mnist_like, tmp_path):
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_switch_trains_a_mixed_model(mnist_like, tmp_path, policy):
   import tf_keras as keras
   cfg = experiment.load_experiment(DRLT, [
-      f"data.train_dir={mnist_like}", "runtime.mixed_precision=mixed_bfloat16",
+      f"data.train_dir={mnist_like}", f"runtime.mixed_precision={policy}",
       "trainer.train_steps=2", "trainer.rl.batch_size=2", "model.lstm_units=8",
       "model.hidden_units=8"])
-  tr = trainer_lib.Trainer(cfg, str(tmp_path / "bf16"), rl_task.RLTask(cfg))
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / policy), rl_task.RLTask(cfg))
   assert keras.mixed_precision.global_policy().name == "float32"  # restored after the build
-  assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in tr.model.layers}
+  assert policy in {layer.dtype_policy.name for layer in tr.model.layers}
+  assert tr.model.mu_layer.dtype_policy.name == "float32"  # mu (pixels) in float32
   assert all(v.dtype == tf.float32 for v in tr.model.trainable_variables)
   result = tr.train()
   assert result["step"] == 2 and np.isfinite(result["loss"])
