@@ -30,7 +30,7 @@ has a complete `get_config`, so models load with `safe_mode=True`.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence
 
 import tensorflow as tf
 import tf_keras as keras

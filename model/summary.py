@@ -14,7 +14,6 @@ built model.
 from __future__ import annotations
 
 import os
-import sys
 from typing import List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Iterator, List, Optional, Tuple  # noqa: E402
+from typing import Iterator, List, Optional  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402

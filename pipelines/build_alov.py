@@ -80,4 +80,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  main()
+  core.cli_main(main, "build_alov")

@@ -153,7 +153,4 @@ if __name__ == "__main__":
   # Run the importable module's main so the DoFns pickled for workers belong
   # to `pipelines.build_moving_mnist`, not to `__main__`.
   from pipelines import build_moving_mnist as _job  # pylint: disable=import-self
-  try:
-    _job.main()
-  except core.JobConfigError as e:
-    sys.exit(f"build_moving_mnist: {e}")
+  core.cli_main(_job.main, "build_moving_mnist")

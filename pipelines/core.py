@@ -16,14 +16,14 @@ import logging
 import os
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 # Re-exported: the shard naming and lookup live in a Beam-free module so that
 # training and evaluation can find records without importing Beam.
-from pipelines.shards import record_files, shard_for_key, shard_path  # noqa: F401
+from pipelines.shards import record_files, shard_for_key, shard_path  # noqa: F401  pylint: disable=unused-import
 
 REJECTED_TAG = "rejected"
 COUNTER_NAMESPACE = "pipelines"
@@ -268,3 +268,14 @@ def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any]
   summary = ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
   print(f"{job_name}: done in {elapsed:.1f}s; {summary}")
   return counters
+
+
+def cli_main(main: Callable[[], Any], job_name: str) -> None:
+  """Runs a job's main() from the command line: bad options or inputs found
+  before the pipeline starts print one clear line and exit with status 1
+  instead of a traceback."""
+  import sys
+  try:
+    main()
+  except JobConfigError as e:
+    sys.exit(f"{job_name}: {e}")

@@ -30,7 +30,7 @@ track records of length 1 with source "det".
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -183,7 +183,7 @@ def _specs():
   return context, sequence
 
 
-def parse_track_tf(serialized) -> Dict[str, "tf.Tensor"]:
+def parse_track_tf(serialized) -> Dict[str, Any]:
   """Graph-mode parser for tf.data: returns a flat dict of tensors:
   track_id, source, label, height, width, images [N] (encoded), boxes_xyxy [N,4],
   visible [N] int64, occlusion [N], frame_index [N]."""

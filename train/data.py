@@ -31,7 +31,6 @@ window (`rl_dataset`).
 
 from __future__ import annotations
 
-import math
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np

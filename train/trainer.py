@@ -42,7 +42,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
