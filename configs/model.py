@@ -60,10 +60,17 @@ class Re3ModelConfig:
   `weight_decay` is the L2 coefficient put on every kernel as a Keras
   regularizer: the model's `losses` then hold weight_decay * sum(w**2) and the
   training loss adds `sum(model.losses)`; 0 disables it.
+
+  `input_scale` multiplies the mean-subtracted pixels (MeanSubtract's scale).
+  1 (default) is CaffeNet's input range, which imported CaffeNet weights
+  expect. A net trained from scratch with He-initialised layers sees features
+  of magnitude ~100 at fc6 at that range, which saturates the LSTM gates so
+  that the net can get stuck at a constant output; 1/64 brings them to ~1.
   """
 
   crop_size: int = 227
   mean_rgb: Tuple[float, float, float] = (123.15, 115.90, 103.06)
+  input_scale: float = 1.0
   conv_filters: Tuple[int, ...] = (96, 256, 384, 384, 256)
   conv_kernels: Tuple[int, ...] = (11, 5, 3, 3, 3)
   conv_groups: Tuple[int, ...] = (1, 2, 1, 2, 2)
@@ -86,6 +93,7 @@ class Re3ModelConfig:
   def validate(self) -> None:
     require(self.crop_size >= 32, f"model.crop_size must be >= 32, got {self.crop_size}")
     require(len(self.mean_rgb) == 3, f"model.mean_rgb needs 3 values, got {self.mean_rgb}")
+    require(self.input_scale > 0, f"model.input_scale must be > 0, got {self.input_scale}")
     for name in ("conv_filters", "conv_kernels", "conv_groups"):
       value = getattr(self, name)
       require(len(value) == 5, f"model.{name} needs 5 values (conv1-conv5), got {list(value)}")

@@ -72,7 +72,7 @@ class Re3Net(keras.Model):
     def lrn(name):
       return LocalResponseNorm(cfg.lrn_depth_radius, cfg.lrn_alpha, cfg.lrn_beta, cfg.lrn_bias, name=name)
 
-    self.mean_subtract = MeanSubtract(cfg.mean_rgb, name="mean_subtract")
+    self.mean_subtract = MeanSubtract(cfg.mean_rgb, cfg.input_scale, name="mean_subtract")
     self.conv1 = conv(0, cfg.conv1_stride, "valid")
     self.pool1 = pool("pool1")
     self.norm1 = lrn("norm1")
