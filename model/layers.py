@@ -35,6 +35,8 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from configs import base as config_base
+
 PACKAGE = "re3"
 
 _ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
@@ -294,3 +296,28 @@ class MeanSubtract(keras.layers.Layer):
     config = super().get_config()
     config.update({"mean": list(self.mean), "scale": self.scale})
     return config
+
+
+class ConfigModelMixin:
+  """Keras serialization for a model whose whole structure comes from a config
+  dataclass held in `self.cfg` and whose `build()` takes no input shape: the
+  config is the only thing saved, and loading rebuilds the model from it
+  (`.keras` files load with safe_mode=True, no pickled code)."""
+
+  def build_from_config(self, config):
+    del config
+    self.build()
+
+  def get_build_config(self):
+    return {"input_shape": None}
+
+  def get_config(self):
+    return {"config": config_base.to_dict(self.cfg), "name": self.name,
+            "trainable": self.trainable}
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    del custom_objects
+    model = cls(**config)
+    model.build()
+    return model

@@ -44,13 +44,14 @@ import tf_keras as keras
 
 from configs import base
 from configs.model import Re3ModelConfig
-from model.layers import PACKAGE, GroupedConv2D, LocalResponseNorm, MeanSubtract, PeepholeLSTMCell
+from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
+                          PeepholeLSTMCell)
 
 State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class Re3Net(keras.Model):
+class Re3Net(ConfigModelMixin, keras.Model):
   """Re3 recurrent regression tracker (Gordon et al., RA-L 2018)."""
 
   def __init__(self, config: Union[Re3ModelConfig, dict, None] = None, **kwargs):
@@ -131,21 +132,6 @@ class Re3Net(keras.Model):
     spec = tf.TensorSpec([None, None, cfg.crop_size, cfg.crop_size, 3], tf.float32)
     self._set_save_spec((spec, spec))
     self.built = True
-
-  def build_from_config(self, config):
-    self.build()
-
-  def get_build_config(self):
-    return {"input_shape": None}
-
-  def get_config(self):
-    return {"config": base.to_dict(self.cfg), "name": self.name, "trainable": self.trainable}
-
-  @classmethod
-  def from_config(cls, config, custom_objects=None):
-    net = cls(**config)
-    net.build()
-    return net
 
   # ---------------------------------------------------------------- tower
 

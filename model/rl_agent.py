@@ -41,7 +41,7 @@ import tf_keras as keras
 from configs import base
 from configs.model import RLAgentConfig
 from model import geometry
-from model.layers import PACKAGE, PeepholeLSTMCell
+from model.layers import PACKAGE, ConfigModelMixin, PeepholeLSTMCell
 
 State = Tuple[tf.Tensor, tf.Tensor]
 
@@ -78,7 +78,7 @@ def sample_actions(mu, sigma, seed=None) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class RLAgent(keras.Model):
+class RLAgent(ConfigModelMixin, keras.Model):
   """Recurrent convolutional tracking agent (CNN + ReLU LSTM + Gaussian policy)."""
 
   def __init__(self, config: Union[RLAgentConfig, dict, None] = None, **kwargs):
@@ -123,21 +123,6 @@ class RLAgent(keras.Model):
     # As a first call would: lets SavedModel export trace call().
     self._set_save_spec(tf.TensorSpec([None, None, cfg.frame_size, cfg.frame_size, cfg.channels], tf.float32))
     self.built = True
-
-  def build_from_config(self, config):
-    self.build()
-
-  def get_build_config(self):
-    return {"input_shape": None}
-
-  def get_config(self):
-    return {"config": base.to_dict(self.cfg), "name": self.name, "trainable": self.trainable}
-
-  @classmethod
-  def from_config(cls, config, custom_objects=None):
-    agent = cls(**config)
-    agent.build()
-    return agent
 
   # ---------------------------------------------------------------- network
 
