@@ -16,6 +16,9 @@
 #    rl_mixed      the same agent and budget, trained with the training
 #                  system's stronger option: REINFORCE plus the differentiable
 #                  eq. 4 loss of the mean action (trainer.rl.objective=mixed).
+#    rl_mixed_tanh (not in the default RUNS) rl_mixed with a tanh LSTM instead of
+#                  the paper's ReLU LSTM, whose state grows without bound on
+#                  sequences much longer than the 20 training frames.
 #    re3           a CPU-sized Re3 (configs/experiments/re3_mnist.yaml) on the
 #                  same training sequences, with the unroll curriculum.
 #    A finished run is not retrained (train.train resumes from its last
@@ -62,21 +65,22 @@ train_run() {  # run variant
   local run=$1 v=$2 dir="$OUT/$1_$2" start
   start=$(date +%s)
   case "$run" in
-    rl_reinforce|rl_mixed)
-      local objective=reinforce
-      [ "$run" = rl_mixed ] && objective=mixed
+    rl_reinforce|rl_mixed|rl_mixed_tanh)
+      local objective=reinforce activation=relu
+      [ "$run" != rl_reinforce ] && objective=mixed
+      [ "$run" = rl_mixed_tanh ] && activation=tanh
       log "train $run $v: python -m train.train --config configs/drlt_mnist_$v.yaml ..."
       python -m train.train --config "configs/drlt_mnist_$v.yaml" --model_dir "$dir" \
         --set "data.train_dir=$DATA/mnist_$v" --set "trainer.train_steps=$RL_STEPS" \
         --set "trainer.rl.batch_size=$RL_BATCH" --set "trainer.learning_rate=$RL_LR" \
         --set "trainer.rl.objective=$objective" --set trainer.checkpoint_every=500 \
-        --set "runtime.seed=$SEED" ;;
+        --set "model.lstm_activation=$activation" --set "runtime.seed=$SEED" ;;
     re3)
       log "train re3 $v: python -m train.train --config configs/experiments/re3_mnist.yaml ..."
       python -m train.train --config configs/experiments/re3_mnist.yaml --model_dir "$dir" \
         --set "data.train_dir=$DATA/mnist_$v" --set "trainer.train_steps=$RE3_STEPS" \
         --set "runtime.seed=$SEED" ;;
-    *) echo "unknown run $run (rl_reinforce | rl_mixed | re3)" >&2; exit 2 ;;
+    *) echo "unknown run $run (rl_reinforce | rl_mixed | rl_mixed_tanh | re3)" >&2; exit 2 ;;
   esac
   log "train $run $v: $(( $(date +%s) - start )) s"
 }
