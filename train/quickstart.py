@@ -28,7 +28,7 @@ Every stage reuses what an earlier run of the same command left in
 continues where it stopped; --fresh starts over.
 
 Why these defaults: the job must finish in well under 15 minutes on 2 CPU
-cores. A few hundred steps of a network with about 2M parameters learn to
+cores. About a thousand steps of a network with 2M parameters learn to
 follow a target on the simulator's tracks; it is a demonstration of the
 system, not a good tracker (train/experiments/re3_real.sh trains the one the
 README's real-video table reports).
@@ -67,14 +67,14 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=f)
   flags.DEFINE_multi_string("train_set", [], "Dotted override of the training config, e.g. "
                             "--train_set trainer.stages.0.steps=100.", flag_values=f)
-  flags.DEFINE_integer("num_tracks", 300, "Synthetic training tracks.", flag_values=f)
+  flags.DEFINE_integer("num_tracks", 200, "Synthetic training tracks.", flag_values=f)
   flags.DEFINE_integer("track_length", 32, "Frames per synthetic track.", flag_values=f)
   flags.DEFINE_integer("canvas_size", 256, "Side of the synthetic frames in pixels.",
                        flag_values=f)
   flags.DEFINE_integer("train_steps", 0, "Training steps (0 = the config's).", flag_values=f)
   flags.DEFINE_string("otb_dir", DEFAULT_OTB, "OTB folder to take the demo sequence from "
                       "(a generated sequence is used when it does not exist).", flag_values=f)
-  flags.DEFINE_string("sequence", "Man", "Name of the OTB sequence to track.", flag_values=f)
+  flags.DEFINE_string("sequence", "Freeman1", "Name of the OTB sequence to track.", flag_values=f)
   flags.DEFINE_integer("generated_length", 120, "Frames of the generated demo sequence "
                        "(when no OTB folder is there).", flag_values=f)
   flags.DEFINE_integer("max_frames", 0, "Track at most this many frames (0 = all).",
@@ -245,9 +245,12 @@ def _read_boxes(path: str) -> np.ndarray:
 
 
 def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
-               max_frames: int = 0, fps: float = 15.0) -> str:
+               max_frames: int = 0, fps: float = 15.0, max_gif_frames: int = 150) -> str:
   """The tracked sequence with Re3's boxes (green; model.track.draw_box) and
-  the ground truth (yellow), written with model.track.Renderer."""
+  the ground truth (yellow), written with model.track.Renderer. Longer
+  sequences are drawn every k-th frame (at most `max_gif_frames` frames, at
+  fps * k so the clip keeps its duration): a GIF of real video costs ~60 kB
+  a frame."""
   from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
   from model import geometry  # pylint: disable=g-import-not-at-top
   from model.track import Renderer, draw_box  # pylint: disable=g-import-not-at-top
@@ -255,8 +258,10 @@ def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
   seq = load_sequences("otb", seq_root, names=[seq_name], max_frames=max_frames)[0]
   pred = _read_boxes(boxes_path)
   gt = geometry.xyxy_to_xywh(seq.gt_xyxy)
-  render = Renderer(gif_path, fps=fps, max_side=480)
-  for i in range(min(len(seq), len(pred))):
+  n = min(len(seq), len(pred))
+  stride = max(1, -(-n // max_gif_frames))
+  render = Renderer(gif_path, fps=fps / stride, max_side=480)
+  for i in range(0, n, stride):
     frame = seq.frames[i]
     if np.all(np.isfinite(gt[i])):
       img = Image.fromarray(frame)
@@ -285,8 +290,8 @@ def result_lines(perf: Dict[str, object]) -> List[str]:
 
 
 def run(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] = (),
-        num_tracks: int = 300, track_length: int = 32, canvas_size: int = 256,
-        train_steps: int = 0, otb_dir: Optional[str] = DEFAULT_OTB, sequence: str = "Man",
+        num_tracks: int = 200, track_length: int = 32, canvas_size: int = 256,
+        train_steps: int = 0, otb_dir: Optional[str] = DEFAULT_OTB, sequence: str = "Freeman1",
         generated_length: int = 120, max_frames: int = 0,
         compare: Sequence[str] = ("kcf", "stay"), seed: int = 0, fresh: bool = False,
         progress: bool = True) -> Dict[str, object]:
