@@ -14,8 +14,10 @@
 #     uses ImageNet DET: $SYN_STILLS tracks;
 #   * the real training sequences themselves (LaSOT airplane-1, UAV123
 #     wakeboard5) as track records (pipelines.build_sequences).
-# Model and schedule: configs/experiments/re3_real.yaml (re3_small's network,
-# 227x227 crops, 8.3M parameters, from scratch; curriculum 2 -> 16 unrolls).
+# Model and schedule: $CONFIG, default configs/experiments/re3_real.yaml (a
+# narrow tower at 96x96 crops, from scratch; curriculum 2 -> 16 unrolls); the
+# first attempt, re3_small's 227x227 network, is
+#   CONFIG=configs/experiments/re3_real_227.yaml OUT=runs/re3_real_227 bash train/experiments/re3_real.sh
 # Evaluation: train.evaluate, one-pass (OTB OPE) on ../shared/data/tracking/otb
 # (7 sequences) and ../shared/data/tracking/vot (bag, polygon ground truth as
 # axis-aligned boxes), Re3 next to OpenCV KCF, CSRT and the stay-put tracker in
@@ -36,7 +38,8 @@ SYN_DEFAULT=${SYN_DEFAULT:-600}
 SYN_STILLS=${SYN_STILLS:-1200}
 STILL_EVERY=${STILL_EVERY:-8}
 CANVAS=${CANVAS:-360}
-TRAIN_STEPS=${TRAIN_STEPS:-6000}
+CONFIG=${CONFIG:-configs/experiments/re3_real.yaml}
+TRAIN_STEPS=${TRAIN_STEPS:-}
 SEED=${SEED:-0}
 TRACKERS=${TRACKERS:-"re3,kcf,csrt,stay"}
 
@@ -81,10 +84,10 @@ phase_data() {
 }
 
 phase_train() {
-  log "train: python -m train.train --config configs/experiments/re3_real.yaml --model_dir $OUT/model"
-  timed python -m train.train --config configs/experiments/re3_real.yaml --model_dir "$OUT/model" \
+  log "train: python -m train.train --config $CONFIG --model_dir $OUT/model"
+  timed python -m train.train --config "$CONFIG" --model_dir "$OUT/model" \
     --set "data.train_dir=$DATA/re3_real_lasot,$DATA/re3_real_uav123,$DATA/re3_real_synthetic_stills,$DATA/re3_real_synthetic_default" \
-    --set "trainer.train_steps=$TRAIN_STEPS" --set "runtime.seed=$SEED"
+    ${TRAIN_STEPS:+--set "trainer.train_steps=$TRAIN_STEPS"} --set "runtime.seed=$SEED"
   rm -rf "$OUT/export"
   timed python -m model.export --model_dir "$OUT/model" --export_dir "$OUT/export"
 }
