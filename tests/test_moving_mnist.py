@@ -145,6 +145,27 @@ def test_noisy_variant_has_dots_and_a_distractor(real):
   assert sum(np.count_nonzero(fq[~_mask(b)]) for fq, b in zip(frames_q, boxes)) > 50
 
 
+@pytest.mark.parametrize("motion", ["static", "moving"])
+def test_noisy_distractor_is_static_by_default_or_moves(real, motion):
+  digits, labels = real["test"]
+  cfg = mm.MovingMnistConfig(variant="noisy", noise_dots=0, distractor_motion=motion)
+  changed = []
+  for seed in range(6):
+    frames, boxes, _ = mm.generate_sequence(cfg, digits, labels, 12, np.random.default_rng(seed))
+    # The distractor's pixels: what the frame shows outside the target's square,
+    # compared with frame 0 where neither frame's target square covers it.
+    outside = [np.where(_mask(b), 0, f) for f, b in zip(frames, boxes)]
+    free = [~_mask(boxes[0]) & ~_mask(b) for b in boxes]
+    changed.append(max(np.count_nonzero((outside[0] != o) & m) for o, m in zip(outside, free)))
+  if motion == "static":
+    assert max(changed) == 0, changed
+  else:  # a moving distractor can hide behind the target for a while, not in most sequences
+    assert sum(c > 0 for c in changed) >= 4, changed
+  assert mm.MovingMnistConfig().distractor_motion == "static"
+  with pytest.raises(ValueError, match="--mnist_distractor_motion"):
+    mm.MovingMnistConfig(variant="noisy", distractor_motion="drifting").validate()
+
+
 def _mask(box):
   m = np.zeros((100, 100), bool)
   x0, y0, x1, y1 = box.astype(int)

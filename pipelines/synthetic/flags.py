@@ -71,7 +71,10 @@ MNIST_HELP = {
     "velocity_noise": "Std (px/frame) of the per-frame velocity kick.",
     "max_speed": "Speed cap in px/frame.",
     "noise_dots": "Noisy variant: white dots per frame (paper: 500).",
-    "distractors": "Noisy variant: extra digits moving in the background (paper: 1).",
+    "distractors": "Noisy variant: extra digits in the background (paper: 1).",
+    "distractor_motion": "Noisy variant: 'static' distractors stay put (part of the background; "
+                         "the paper's agent sees no first box, so a distractor moving like the "
+                         "target could not be told apart) or 'moving' like the target.",
 }
 
 

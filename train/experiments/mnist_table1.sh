@@ -47,6 +47,11 @@ RE3_STEPS=${RE3_STEPS:-3000}
 # The noisy setting keeps improving after 3000 steps (at 3000: 7.64 px, 69.4%).
 RE3_STEPS_noisy=${RE3_STEPS_noisy:-6000}
 SEED=${SEED:-0}
+# The noisy setting's distractor digit: static (default, part of the
+# background) or moving like the target; see pipelines/synthetic/moving_mnist.py.
+# Use another DATA and OUT for the moving one, e.g.
+#   DISTRACTOR=moving DATA=runs/data_moving OUT=runs/mnist_table1_moving VARIANTS=noisy bash train/experiments/mnist_table1.sh
+DISTRACTOR=${DISTRACTOR:-static}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 mkdir -p "$OUT/eval"
@@ -59,7 +64,8 @@ for v in $VARIANTS; do
     log "data: python -m pipelines.build_moving_mnist --variant $v -> $d"
     python -m pipelines.build_moving_mnist --variant "$v" --mnist_dir "$MNIST" \
       --output_dir "$d" --seed "$SEED" --num_train 500 --num_test 100 \
-      --train_length 20 --test_length 100 --num_shards 4 --preview 4 --runner DirectRunner
+      --train_length 20 --test_length 100 --num_shards 4 --preview 4 \
+      --mnist_distractor_motion "$DISTRACTOR" --runner DirectRunner
   fi
 done
 
