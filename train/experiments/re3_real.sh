@@ -16,8 +16,9 @@
 #     wakeboard5) as track records (pipelines.build_sequences).
 # Model and schedule: $CONFIG, default configs/experiments/re3_real.yaml (a
 # narrow tower at 96x96 crops, from scratch; curriculum 2 -> 16 unrolls); the
-# first attempt, re3_small's 227x227 network, is
+# first two attempts (re3_small's 227x227 network; a wider fc6/LSTM) are
 #   CONFIG=configs/experiments/re3_real_227.yaml OUT=runs/re3_real_227 bash train/experiments/re3_real.sh
+#   CONFIG=configs/experiments/re3_real_wide.yaml OUT=runs/re3_real_wide bash train/experiments/re3_real.sh
 # Evaluation: train.evaluate, one-pass (OTB OPE) on ../shared/data/tracking/otb
 # (7 sequences) and ../shared/data/tracking/vot (bag, polygon ground truth as
 # axis-aligned boxes), Re3 next to OpenCV KCF, CSRT and the stay-put tracker in
