@@ -19,6 +19,9 @@
 #    rl_mixed_tanh (not in the default RUNS) rl_mixed with a tanh LSTM instead of
 #                  the paper's ReLU LSTM, whose state grows without bound on
 #                  sequences much longer than the 20 training frames.
+#    rl_mixed_aug  (not in the default RUNS) rl_mixed_tanh with whole videos
+#                  mirrored left-right with p = 0.5 (data.mirror_prob), against
+#                  memorising the 500 training targets.
 #    re3           a CPU-sized Re3 (configs/experiments/re3_mnist.yaml) on the
 #                  same training sequences, with the unroll curriculum.
 #    A finished run is not retrained (train.train resumes from its last
@@ -73,16 +76,18 @@ train_run() {  # run variant
   local run=$1 v=$2 dir="$OUT/$1_$2" start
   start=$(date +%s)
   case "$run" in
-    rl_reinforce|rl_mixed|rl_mixed_tanh)
-      local objective=reinforce activation=relu
+    rl_reinforce|rl_mixed|rl_mixed_tanh|rl_mixed_aug)
+      local objective=reinforce activation=relu mirror=0.0
       [ "$run" != rl_reinforce ] && objective=mixed
-      [ "$run" = rl_mixed_tanh ] && activation=tanh
+      [ "$run" = rl_mixed_tanh ] || [ "$run" = rl_mixed_aug ] && activation=tanh
+      [ "$run" = rl_mixed_aug ] && mirror=0.5
       log "train $run $v: python -m train.train --config configs/drlt_mnist_$v.yaml ..."
       python -m train.train --config "configs/drlt_mnist_$v.yaml" --model_dir "$dir" \
         --set "data.train_dir=$DATA/mnist_$v" --set "trainer.train_steps=$RL_STEPS" \
         --set "trainer.rl.batch_size=$RL_BATCH" --set "trainer.learning_rate=$RL_LR" \
         --set "trainer.rl.objective=$objective" --set trainer.checkpoint_every=500 \
-        --set "model.lstm_activation=$activation" --set "runtime.seed=$SEED" ;;
+        --set "model.lstm_activation=$activation" --set "data.mirror_prob=$mirror" \
+        --set "runtime.seed=$SEED" ;;
     re3)
       local steps_var="RE3_STEPS_$v"
       local steps=${!steps_var:-$RE3_STEPS}
@@ -90,7 +95,7 @@ train_run() {  # run variant
       python -m train.train --config configs/experiments/re3_mnist.yaml --model_dir "$dir" \
         --set "data.train_dir=$DATA/mnist_$v" --set "trainer.train_steps=$steps" \
         --set "runtime.seed=$SEED" ;;
-    *) echo "unknown run $run (rl_reinforce | rl_mixed | rl_mixed_tanh | re3)" >&2; exit 2 ;;
+    *) echo "unknown run $run (rl_reinforce | rl_mixed | rl_mixed_tanh | rl_mixed_aug | re3)" >&2; exit 2 ;;
   esac
   log "train $run $v: $(( $(date +%s) - start )) s"
 }

@@ -37,6 +37,7 @@ RUN_NAMES = {
     "rl_reinforce": "RL agent, pure REINFORCE (T=10, N=5, sigma=1)",
     "rl_mixed": "RL agent, REINFORCE + supervised eq. 4 loss (mixed)",
     "rl_mixed_tanh": "RL agent, mixed loss, tanh LSTM (not the paper's ReLU)",
+    "rl_mixed_aug": "RL agent, mixed loss, tanh LSTM, mirrored videos",
     "re3": "Re3 (CPU size, configs/experiments/re3_mnist.yaml)",
 }
 
