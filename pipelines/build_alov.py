@@ -76,7 +76,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None):
   return core.run_job(argv if argv is not None else sys.argv[1:], AlovJobOptions, validate,
-                      build, "build_alov")
+                      build, "build_alov", __doc__)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None):
   return core.run_job(argv if argv is not None else sys.argv[1:], CropPairJobOptions, validate,
-                      build, "build_crop_pairs")
+                      build, "build_crop_pairs", __doc__)
 
 
 if __name__ == "__main__":

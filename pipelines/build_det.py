@@ -126,7 +126,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None):
   return core.run_job(argv if argv is not None else sys.argv[1:], DetJobOptions, validate,
-                      build, "build_det")
+                      build, "build_det", __doc__)
 
 
 if __name__ == "__main__":

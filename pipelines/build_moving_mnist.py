@@ -140,9 +140,8 @@ def build(p: beam.Pipeline, opts: MovingMnistJobOptions) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
-  if common.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
+  if core.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
     return {}
-  common.check_unknown_flags(argv)
   counters = core.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist")
   opts = core.make_pipeline_options(argv).view_as(MovingMnistJobOptions)
   common.write_previews(opts, dataset_name(opts), SPLITS)

@@ -79,7 +79,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None):
   return core.run_job(argv if argv is not None else sys.argv[1:], SequencesJobOptions,
-                      validate, build, "build_sequences")
+                      validate, build, "build_sequences", __doc__)
 
 
 if __name__ == "__main__":

@@ -400,9 +400,8 @@ def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
-  if common.maybe_print_help(argv, SyntheticJobOptions, "pipelines.build_synthetic", __doc__):
+  if core.maybe_print_help(argv, SyntheticJobOptions, "pipelines.build_synthetic", __doc__):
     return {}
-  common.check_unknown_flags(argv)
   counters = core.run_job(argv, SyntheticJobOptions, validate, build, "build_synthetic")
   opts = core.make_pipeline_options(argv).view_as(SyntheticJobOptions)
   common.write_previews(opts, opts.name or DEFAULT_NAME, [opts.split])

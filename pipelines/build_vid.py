@@ -77,7 +77,7 @@ def build(p: beam.Pipeline, opts) -> None:
 
 def main(argv=None):
   return core.run_job(argv if argv is not None else sys.argv[1:], VidJobOptions, validate,
-                      build, "build_vid")
+                      build, "build_vid", __doc__)
 
 
 if __name__ == "__main__":

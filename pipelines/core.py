@@ -246,10 +246,52 @@ def make_pipeline_options(argv: Optional[Sequence[str]], defaults: Iterable[str]
   return opts
 
 
+def maybe_print_help(argv, options_cls, prog: str, description: str) -> bool:
+  """Prints the job's own flags for -h/--help (Beam's parser would show
+  none of them) and returns True; False when no help was asked for."""
+  import argparse  # pylint: disable=g-import-not-at-top
+  if not any(a in ("-h", "--help") for a in argv):
+    return False
+  parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="Beam's own flags (--runner, --direct_num_workers, "
+                                          "...) are accepted too.")
+  for cls in options_cls.mro():
+    if cls is not PipelineOptions and "_add_argparse_args" in cls.__dict__:
+      cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  parser.print_help()
+  return True
+
+
+def check_unknown_flags(argv) -> None:
+  """JobConfigError for flags no options class knows (Beam would only warn
+  and drop them, so a typo like --momentum for --mnist_momentum would run
+  the job with the default silently)."""
+  logger = logging.getLogger("apache_beam.options.pipeline_options")
+  level = logger.level
+  logger.setLevel(logging.ERROR)  # the warning is replaced by the error below
+  try:
+    opts = PipelineOptions(list(argv))
+    known = opts.get_all_options(retain_unknown_options=False)
+    unknown = sorted(set(opts.get_all_options(retain_unknown_options=True)) - set(known))
+  finally:
+    logger.setLevel(level)
+  if unknown:
+    raise JobConfigError("unknown flag(s): " + ", ".join(f"--{u}" for u in unknown))
+
+
 def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any], None],
-            build: Callable[[beam.Pipeline, Any], None], job_name: str) -> Dict[str, int]:
+            build: Callable[[beam.Pipeline, Any], None], job_name: str,
+            description: str = "") -> Dict[str, int]:
   """Parses options, validates them before anything starts, runs the pipeline,
-  waits, logs and returns the counters (name -> committed value)."""
+  waits, logs and returns the counters (name -> committed value).
+
+  -h/--help prints the job's flags and returns {} without running anything;
+  a flag no options class knows is a JobConfigError."""
+  argv = list(argv or [])
+  if maybe_print_help(argv, options_cls, f"pipelines.{job_name}", description):
+    return {}
+  check_unknown_flags(argv)
   opts = make_pipeline_options(argv)
   job_opts = opts.view_as(options_cls)
   validate(job_opts)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import build_alov, build_det, build_sequences, build_vid, core
+from pipelines import build_alov, build_crop_pairs, build_det, build_sequences, build_vid, core
 from pipelines.readers import sequences
 
 from tests import dataset_trees as trees
@@ -201,6 +201,19 @@ def test_bad_inputs_fail_before_the_pipeline(tmp_path):
     build_sequences.main([f"--input_dir={empty}", f"--output_dir={out}",
                           "--sequence_kind=otb", "--segment_length=1"])
   assert not os.path.exists(out)
+
+
+@pytest.mark.parametrize("job,own_flag", [
+    (build_vid, "--vid_subset"), (build_alov, "--alov_exclude_vot"), (build_det, "--input_dir"),
+    (build_sequences, "--sequence_kind"), (build_crop_pairs, "--output_dir")])
+def test_help_lists_the_jobs_flags_and_typos_are_errors(job, own_flag, tmp_path, capsys):
+  assert job.main(["--help"]) == {}
+  text = capsys.readouterr().out
+  assert own_flag in text and f"python -m pipelines.{job.__name__.split('.')[-1]}" in text
+  # Beam would only warn about a misspelt flag and run with the default.
+  with pytest.raises(core.JobConfigError, match=r"unknown flag.*--num_shard$"):
+    job.main([f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}", "--num_shard=3"])
+  assert not os.path.exists(tmp_path / "out")
 
 
 @pytest.mark.slow
