@@ -223,6 +223,11 @@ class TrainerConfig:
   # still-target label 2.5, 2.5, 7.5, 7.5) instead of 0, so a net trained from
   # scratch does not spend its first thousands of steps learning the offset.
   head_bias_init: List[float] = dataclasses.field(default_factory=list)
+  # Re3: a CaffeNet weight file ({'conv1': [W, b], ...}, the common NumPy
+  # dict, Caffe layout, BGR) whose conv1-conv5 initialise the tower of a run
+  # that starts fresh (a restart restores its own checkpoint instead), as
+  # the paper fine-tunes from ImageNet weights. Needs the paper's tower sizes.
+  init_caffenet: str = ""
   stages: List[StageConfig] = dataclasses.field(default_factory=paper_stages)
   rl: RLConfig = dataclasses.field(default_factory=RLConfig)
 
@@ -291,6 +296,8 @@ class ExperimentConfig:
     require(self.task in TASKS, f"task must be one of {list(TASKS)}, got {self.task!r}")
     if self.task == "rl_agent":
       require(self.data.channels in (1, 3), "data.channels must be 1 or 3")
+      require(not self.trainer.init_caffenet,
+              "trainer.init_caffenet is for task re3 (the RL agent has no CaffeNet tower)")
 
 
 def model_config_class(task: str):
@@ -372,6 +379,9 @@ def _cross_check(cfg: ExperimentConfig, where: str) -> None:
       if st.steps == 0 and st.plateau_patience == 0:
         raise ConfigError(f"{where}: trainer.stages[{i}] never ends: set steps or "
                           "plateau_patience (only the last stage may run to train_steps)")
+    if cfg.trainer.init_caffenet and cfg.model.input_scale != 1.0:
+      raise ConfigError(f"{where}: trainer.init_caffenet needs model.input_scale 1 (CaffeNet saw "
+                        f"mean-subtracted 0-255 pixels), got {cfg.model.input_scale}")
   if cfg.task == "rl_agent":
     channels = getattr(cfg.model, "channels", None)
     if channels is not None and channels != cfg.data.channels:

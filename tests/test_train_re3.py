@@ -137,3 +137,46 @@ def test_plateau_ends_a_stage(toy_dir, tmp_path):
   assert 20 <= first < 40, first
   tr._next_stage()
   assert int(tr.stage.numpy()) == 1 and int(tr.since_best.numpy()) == 0
+
+
+def _write_caffenet(path, model_cfg, seed=0):
+  """A CaffeNet-layout weight file ({'convN': [W (out, in/g, kh, kw), b]}) for model_cfg."""
+  rng, weights, cin = np.random.default_rng(seed), {}, 3
+  for n, (f, k, g) in enumerate(zip(model_cfg.conv_filters, model_cfg.conv_kernels,
+                                    model_cfg.conv_groups), start=1):
+    weights[f"conv{n}"] = [rng.normal(0, 0.05, (f, cin // g, k, k)).astype(np.float32),
+                           rng.normal(0, 0.5, (f,)).astype(np.float32)]
+    cin = f
+  np.save(path, weights, allow_pickle=True)
+  return weights
+
+
+def test_init_caffenet_starts_the_tower_from_the_file_and_a_restart_keeps_training(toy_dir, tmp_path):
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, steps=2))
+  path = str(tmp_path / "caffenet.npy")
+  weights = _write_caffenet(path, cfg.model)
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, steps=2, **{
+      "trainer.init_caffenet": path}))
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  # conv1: Caffe (out, in, kh, kw) BGR -> Keras (kh, kw, in, out) RGB
+  want = np.transpose(weights["conv1"][0][:, ::-1], (2, 3, 1, 0))
+  np.testing.assert_allclose(tr.model.conv1.kernel.numpy(), want)
+  np.testing.assert_allclose(tr.model.conv5.bias.numpy(), weights["conv5"][1])
+  tr.train()
+  trained = tr.model.conv1.kernel.numpy()
+  assert not np.allclose(trained, want)
+  # A restart restores its checkpoint, not the file.
+  again = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  again.restore()
+  np.testing.assert_allclose(again.model.conv1.kernel.numpy(), trained)
+
+
+def test_init_caffenet_is_checked_before_work_starts(toy_dir, tmp_path):
+  from configs.base import ConfigError
+  with pytest.raises(ConfigError, match="model.input_scale"):
+    experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, **{
+        "trainer.init_caffenet": "w.npy", "model.input_scale": 0.5}))
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, **{
+      "trainer.init_caffenet": str(tmp_path / "missing.npy")}))
+  with pytest.raises(Exception, match="missing.npy"):
+    trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -28,6 +29,8 @@ from configs.experiment import ExperimentConfig
 from model import geometry
 from train import data as data_lib
 from train.trainer import Phase, Task
+
+log = logging.getLogger("train")
 
 
 def sanitize_boxes_tf(boxes, min_size: float = 2.0):
@@ -143,10 +146,15 @@ class Re3Task(Task):
     self._jit_step = None
 
   def build_model(self):
-    from model.re3 import build_re3  # Engineer C's model
+    from model.re3 import build_re3  # pylint: disable=g-import-not-at-top
     net = build_re3(self.cfg.model)
     if self.cfg.trainer.head_bias_init:
       net.head.bias.assign(tf.constant(self.cfg.trainer.head_bias_init, net.head.bias.dtype))
+    if self.cfg.trainer.init_caffenet:
+      from model import caffenet_import  # pylint: disable=g-import-not-at-top
+      loaded = caffenet_import.load_caffenet_weights(net, self.cfg.trainer.init_caffenet)
+      log.info("tower initialised from %s: %s", self.cfg.trainer.init_caffenet,
+               ", ".join(sorted(loaded)))
     return net
 
   def num_phases(self) -> int:
