@@ -1,6 +1,5 @@
 """Re3 training: self-training crops inside the step, loss goes down, NaN stop."""
 
-import os
 
 import numpy as np
 import pytest

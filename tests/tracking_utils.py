@@ -3,7 +3,6 @@ model_dirs shaped like the trainer's, a few real OTB frames)."""
 
 import os
 
-import numpy as np
 import tensorflow as tf
 import yaml
 

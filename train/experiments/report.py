@@ -20,7 +20,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from typing import Dict, List, Optional
 
 from absl import app, flags
