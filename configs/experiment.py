@@ -296,8 +296,6 @@ class ExperimentConfig:
     require(self.task in TASKS, f"task must be one of {list(TASKS)}, got {self.task!r}")
     if self.task == "rl_agent":
       require(self.data.channels in (1, 3), "data.channels must be 1 or 3")
-      require(not self.trainer.init_caffenet,
-              "trainer.init_caffenet is for task re3 (the RL agent has no CaffeNet tower)")
 
 
 def model_config_class(task: str):
@@ -383,6 +381,9 @@ def _cross_check(cfg: ExperimentConfig, where: str) -> None:
       raise ConfigError(f"{where}: trainer.init_caffenet needs model.input_scale 1 (CaffeNet saw "
                         f"mean-subtracted 0-255 pixels), got {cfg.model.input_scale}")
   if cfg.task == "rl_agent":
+    if cfg.trainer.init_caffenet:
+      raise ConfigError(f"{where}: trainer.init_caffenet is for task re3 (the RL agent has no "
+                        "CaffeNet tower)")
     channels = getattr(cfg.model, "channels", None)
     if channels is not None and channels != cfg.data.channels:
       raise ConfigError(f"{where}: data.channels={cfg.data.channels} but model.channels={channels}")

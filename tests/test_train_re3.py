@@ -1,5 +1,6 @@
 """Re3 training: self-training crops inside the step, loss goes down, NaN stop."""
 
+import os
 
 import numpy as np
 import pytest
@@ -175,6 +176,9 @@ def test_init_caffenet_is_checked_before_work_starts(toy_dir, tmp_path):
   with pytest.raises(ConfigError, match="model.input_scale"):
     experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, **{
         "trainer.init_caffenet": "w.npy", "model.input_scale": 0.5}))
+  rl = os.path.join(os.path.dirname(SMOKE), "drlt_mnist_fixed.yaml")
+  with pytest.raises(ConfigError, match="task re3"):
+    experiment.load_experiment(rl, ["trainer.init_caffenet=w.npy"])
   cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, **{
       "trainer.init_caffenet": str(tmp_path / "missing.npy")}))
   with pytest.raises(Exception, match="missing.npy"):
