@@ -10,7 +10,8 @@ every directory found is reported, none is required).
 
 `real`: one table per dataset directory ROOT/{otb,vot,...}/performance.json
 with every tracker evaluated there side by side: success AUC, precision at
-20 px, the RL paper's mean IoU, frames per second (tracker time only).
+20 px, the RL paper's mean IoU, frames per second (tracker time only); with
+several datasets, a last table "all" scores their sequences together.
 
 Markdown tables on stdout; --json writes the same numbers to a file.
 """
@@ -100,12 +101,39 @@ def real_rows(root: str) -> List[Dict[str, object]]:
   return rows
 
 
+def pooled_rows(root: str) -> List[Dict[str, object]]:
+  """One row per tracker evaluated in every dataset directory: the one-pass
+  scores over all their sequences together, averaged per sequence as within
+  a dataset (train.metrics.ope_summary), so 7 OTB sequences and the VOT bag
+  count as 8 sequences."""
+  per_tracker: Dict[str, List[Dict[str, object]]] = {}
+  datasets = 0
+  for path in sorted(glob.glob(os.path.join(root, "*", "performance.json"))):
+    datasets += 1
+    for tname, r in load_perf(path)["trackers"].items():
+      per_tracker.setdefault(tname, []).append(r)
+  rows = []
+  for tname, results in per_tracker.items():
+    if len(results) != datasets:
+      continue
+    seqs = [s for r in results for s in r["per_sequence"].values() if s["frames"] > 0]
+    seconds = sum(r["speed"]["seconds"] for r in results)
+    frames = sum(r["speed"]["frames"] for r in results)
+    rows.append({"dataset": "all", "sequences": len(seqs),
+                 "frames": int(sum(s["frames"] for s in seqs)), "tracker": tname,
+                 "success_auc": sum(s["success_auc"] for s in seqs) / len(seqs),
+                 "precision_20px": sum(s["precision_20px"] for s in seqs) / len(seqs),
+                 "mean_iou": None, "fps": frames / seconds if seconds > 0 else float("nan")})
+  return rows
+
+
 def real_table(rows: List[Dict[str, object]]) -> str:
   out = []
-  for ds in sorted({r["dataset"] for r in rows}):
+  names = sorted({r["dataset"] for r in rows} - {"all"})
+  for ds in names + (["all"] if any(r["dataset"] == "all" for r in rows) else []):
     part = sorted((r for r in rows if r["dataset"] == ds), key=lambda r: -r["success_auc"])
-    out.append(f"{ds}: {part[0]['sequences']} sequences, {part[0]['frames']} frames, one-pass "
-               "(OPE)\n")
+    what = "all datasets together, averaged per sequence" if ds == "all" else "one-pass (OPE)"
+    out.append(f"{ds}: {part[0]['sequences']} sequences, {part[0]['frames']} frames, {what}\n")
     out.append("| tracker | success AUC | precision @20px | mean IoU | FPS |")
     out.append("|---|---|---|---|---|")
     for r in part:
@@ -126,6 +154,8 @@ def report(kind: str, root: str, json_path: Optional[str] = None) -> str:
     rows = real_rows(root)
     if not rows:
       raise ValueError(f"{root}: no */performance.json found")
+    if len({r["dataset"] for r in rows}) > 1:
+      rows += pooled_rows(root)
     text = real_table(rows)
   else:
     raise ValueError(f"table kind must be mnist or real, got {kind!r}")
