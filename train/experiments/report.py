@@ -86,14 +86,19 @@ def mnist_table(rows: List[Dict[str, object]]) -> str:
   return "\n".join(out)
 
 
-def real_rows(root: str) -> List[Dict[str, object]]:
+def dataset_perfs(root: str) -> Dict[str, Dict[str, object]]:
+  """{dataset directory name: its performance.json}, for every ROOT/*/."""
+  return {os.path.basename(os.path.dirname(path)): load_perf(path)
+          for path in sorted(glob.glob(os.path.join(root, "*", "performance.json")))}
+
+
+def real_rows(perfs: Dict[str, Dict[str, object]]) -> List[Dict[str, object]]:
   rows = []
-  for path in sorted(glob.glob(os.path.join(root, "*", "performance.json"))):
-    perf = load_perf(path)
+  for name, perf in perfs.items():
     ds = perf["dataset"]
     for tname, r in perf["trackers"].items():
       s = r["summary"]
-      rows.append({"dataset": os.path.basename(os.path.dirname(path)), "kind": ds["kind"],
+      rows.append({"dataset": name, "kind": ds["kind"],
                    "sequences": len(ds["sequences"]), "frames": ds["frames"], "tracker": tname,
                    "success_auc": s["success_auc"], "precision_20px": s["precision_20px"],
                    "mean_iou": r.get("rl_paper", {}).get("average_iou"),
@@ -101,20 +106,18 @@ def real_rows(root: str) -> List[Dict[str, object]]:
   return rows
 
 
-def pooled_rows(root: str) -> List[Dict[str, object]]:
+def pooled_rows(perfs: Dict[str, Dict[str, object]]) -> List[Dict[str, object]]:
   """One row per tracker evaluated in every dataset directory: the one-pass
   scores over all their sequences together, averaged per sequence as within
   a dataset (train.metrics.ope_summary), so 7 OTB sequences and the VOT bag
   count as 8 sequences."""
   per_tracker: Dict[str, List[Dict[str, object]]] = {}
-  datasets = 0
-  for path in sorted(glob.glob(os.path.join(root, "*", "performance.json"))):
-    datasets += 1
-    for tname, r in load_perf(path)["trackers"].items():
+  for perf in perfs.values():
+    for tname, r in perf["trackers"].items():
       per_tracker.setdefault(tname, []).append(r)
   rows = []
   for tname, results in per_tracker.items():
-    if len(results) != datasets:
+    if len(results) != len(perfs):
       continue
     seqs = [s for r in results for s in r["per_sequence"].values() if s["frames"] > 0]
     seconds = sum(r["speed"]["seconds"] for r in results)
@@ -151,11 +154,12 @@ def report(kind: str, root: str, json_path: Optional[str] = None) -> str:
     rows = mnist_rows(root)
     text = mnist_table(rows)
   elif kind == "real":
-    rows = real_rows(root)
+    perfs = dataset_perfs(root)
+    rows = real_rows(perfs)
     if not rows:
       raise ValueError(f"{root}: no */performance.json found")
-    if len({r["dataset"] for r in rows}) > 1:
-      rows += pooled_rows(root)
+    if len(perfs) > 1:
+      rows += pooled_rows(perfs)
     text = real_table(rows)
   else:
     raise ValueError(f"table kind must be mnist or real, got {kind!r}")
