@@ -21,7 +21,6 @@ import numpy as np
 
 from pipelines.readers import fs
 
-IMAGE_EXTENSIONS = (".JPEG", ".jpeg", ".jpg", ".JPG", ".png", ".PNG")
 
 
 class DetLayoutError(ValueError):
@@ -63,10 +62,11 @@ def image_path_for(root: str, subset: str, xml_path: str) -> Optional[str]:
   ann_base, img_base = subset_dirs(root, subset)
   rel = xml_path[len(ann_base):].lstrip("/")
   stem = rel[:-len(".xml")]
-  for ext in IMAGE_EXTENSIONS:
-    cand = fs.join(img_base, stem + ext)
-    if fs.isfile(cand):
-      return cand
+  for ext in fs.IMAGE_EXTENSIONS:
+    for cased in (ext.upper(), ext):  # DET ships .JPEG; probe both cases
+      cand = fs.join(img_base, stem + cased)
+      if fs.isfile(cand):
+        return cand
   return None
 
 

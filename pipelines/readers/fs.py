@@ -9,6 +9,16 @@ from __future__ import annotations
 import os
 from typing import List
 
+# Lower-case image file extensions every reader accepts (matched case-insensitively).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def is_image_file(name: str) -> bool:
+  """Whether a file name (or path) names an image: one of IMAGE_EXTENSIONS in
+  any case, and not a dot file."""
+  base = os.path.basename(str(name).rstrip("/"))
+  return not base.startswith(".") and base.lower().endswith(IMAGE_EXTENSIONS)
+
 
 def _remote(path: str) -> bool:
   return "://" in str(path)

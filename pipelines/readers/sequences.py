@@ -39,7 +39,6 @@ import numpy as np
 from pipelines.readers import fs
 
 KINDS = ("otb", "vot", "lasot", "uav123", "got10k")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 # Subtract 1 from positions (Matlab 1-based -> continuous 0-based)?
 ONE_BASED = {"otb": True, "vot": True, "lasot": True, "uav123": True, "got10k": True}
 
@@ -179,7 +178,7 @@ def list_frames(folder: str) -> Dict[int, str]:
     raise SequenceFormatError(f"{folder}: image folder not found", "missing_image")
   frames = {}
   for name in fs.listdir(folder):
-    if not name.lower().endswith(IMAGE_EXTENSIONS) or name.startswith("."):
+    if not fs.is_image_file(name):
       continue
     num = _frame_number(name)
     if num is None:

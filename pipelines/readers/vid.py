@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from pipelines.readers import fs
 from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
 
-IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+def _is_xml(name: str) -> bool:
+  return name.lower().endswith(".xml")
 
 
 class VidLayoutError(ValueError):
@@ -56,7 +59,7 @@ def subset_dirs(root: str, subset: str) -> Tuple[str, str]:
   return (fs.join(root, "Annotations", "VID", subset), fs.join(root, "Data", "VID", subset))
 
 
-def _video_dirs(base: str, wanted_ext: Tuple[str, ...]) -> Dict[str, str]:
+def _video_dirs(base: str, wanted: Callable[[str], bool]) -> Dict[str, str]:
   """rel -> dir of each video under `base` (one level, or two with group
   folders like ILSVRC2015_VID_train_0000)."""
   out = {}
@@ -67,7 +70,7 @@ def _video_dirs(base: str, wanted_ext: Tuple[str, ...]) -> Dict[str, str]:
     if name.startswith(".") or not fs.isdir(path):
       continue
     children = fs.listdir(path)
-    if any(c.lower().endswith(wanted_ext) for c in children):
+    if any(wanted(c) for c in children):
       out[name] = path
       continue
     sub_dirs = [c for c in children if not c.startswith(".") and fs.isdir(fs.join(path, c))]
@@ -84,18 +87,18 @@ def find_videos(root: str, subset: str) -> List[VidVideo]:
   if not fs.isdir(ann_base) and not fs.isdir(img_base):
     raise VidLayoutError(
         f"{root}: neither Annotations/VID/{subset} nor Data/VID/{subset} exists")
-  anns = _video_dirs(ann_base, (".xml",))
-  imgs = _video_dirs(img_base, IMAGE_EXTENSIONS)
+  anns = _video_dirs(ann_base, _is_xml)
+  imgs = _video_dirs(img_base, fs.is_image_file)
   return [VidVideo(rel, anns.get(rel), imgs.get(rel)) for rel in sorted(set(anns) | set(imgs))]
 
 
-def _numbered(folder: Optional[str], exts: Tuple[str, ...]) -> Dict[int, str]:
+def _numbered(folder: Optional[str], wanted: Callable[[str], bool]) -> Dict[int, str]:
   out = {}
   if folder is None:
     return out
   for name in fs.listdir(folder):
-    stem, dot, ext = name.rpartition(".")
-    if dot and ("." + ext.lower()) in exts and stem.isdigit():
+    stem, dot, _ = name.rpartition(".")
+    if dot and wanted(name) and stem.isdigit():
       out[int(stem)] = fs.join(folder, name)
   return out
 
@@ -103,8 +106,8 @@ def _numbered(folder: Optional[str], exts: Tuple[str, ...]) -> Dict[int, str]:
 def read_video(video: VidVideo):
   """-> (tracks, rejects [(path, reason, detail)])."""
   rejects = []
-  xmls = _numbered(video.ann_dir, (".xml",))
-  images = _numbered(video.image_dir, IMAGE_EXTENSIONS)
+  xmls = _numbered(video.ann_dir, _is_xml)
+  images = _numbered(video.image_dir, fs.is_image_file)
   where = video.ann_dir or video.image_dir
   if not xmls:
     rejects.append((where, "empty_video",

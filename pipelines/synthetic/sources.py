@@ -37,7 +37,8 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from pipelines.readers import fs
+
 BOXES_FILE = "boxes.csv"
 
 
@@ -134,7 +135,6 @@ def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
   are yielded, not raised, so one bad box does not hide the good ones. An
   unreadable file raises SourceError(malformed_annotation), an image that is
   not there SourceError(missing_image)."""
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   # pylint: disable-next=g-import-not-at-top
   from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
   try:
@@ -159,7 +159,6 @@ def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
 
 
 def is_det_root(path: str) -> bool:
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   return fs.isdir(os.path.join(path, "Annotations", "DET"))
 
 
@@ -223,8 +222,7 @@ def scan_images_dir(root: str):
   [SourceObject from boxes files], rejects [dict]). XML files are parsed
   later, by the workers; boxes files are small and parsed here.
   """
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
-  files = _walk_files(root, IMAGE_EXTENSIONS + (".xml", ".csv"))
+  files = _walk_files(root, fs.IMAGE_EXTENSIONS + (".xml", ".csv"))
   present = {os.path.join(d, f) for d, f in files}
   xml_entries, objects, rejects = [], [], []
   in_boxes: Dict[str, int] = {}
@@ -251,7 +249,7 @@ def scan_images_dir(root: str):
       objects.append(SourceObject(key=f"img/{rel}/b{k:02d}", name=where, box_xyxy=box, label=label,
                                   image_path=os.path.join(root, rel)))
   for d, f in files:
-    if not f.lower().endswith(IMAGE_EXTENSIONS):
+    if not fs.is_image_file(f):
       continue
     rel = os.path.join(d, f)
     xml_rel = os.path.splitext(rel)[0] + ".xml"
