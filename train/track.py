@@ -1,7 +1,7 @@
 """Tracks one object through a video from the command line.
 
-  python -m model.track --model runs/re3_small --input ../shared/data/tracking/otb/Deer
-  python -m model.track --model exports/re3 --input clip.mp4 --box 120,80,40,60 \\
+  python -m train.track --model runs/re3_small --input ../shared/data/tracking/otb/Deer
+  python -m train.track --model exports/re3 --input clip.mp4 --box 120,80,40,60 \\
       --output boxes.txt --render tracked.gif
 
 --input is one of

@@ -1,7 +1,7 @@
 """Protocol runners: drive any tracker through a sequence the way a benchmark does.
 
 A tracker is anything with `init(image_rgb, box_xywh)` and
-`update(image_rgb) -> (ok, box_xywh)` (train/baselines.py's `Tracker`; the
+`update(image_rgb) -> (ok, box_xywh)` (train/eval/baselines.py's `Tracker`; the
 GOT-10k toolkit's and OpenCV's convention), so Re3, the OpenCV trackers and
 test doubles all run through the same code.
 
@@ -13,7 +13,7 @@ test doubles all run through the same code.
                     re-initialized on the ground truth `skip` (5) frames later
                     (or the next frame with a valid ground truth); frames in
                     between are not tracked. Burn-in is applied when scoring
-                    (train/metrics.vot_sequence).
+                    (train/eval/metrics.vot_sequence).
 
 Frames are read lazily through a sequence-like object (`frames[i]` -> RGB
 array), so a supervised run never decodes the frames it skips and long
@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from model import geometry
-from train import metrics
+from train.eval import metrics
 
 
 @dataclasses.dataclass

@@ -11,7 +11,7 @@ from typing import Dict, Mapping
 
 import numpy as np
 
-from train import metrics
+from train.eval import metrics
 
 
 def _plt():

@@ -2,7 +2,7 @@
 
 Everything here takes per-frame predicted and ground-truth boxes in xyxy
 pixels (model.geometry's convention) and works on arrays, so the protocol
-runners (train/protocols.py) and tests can call it on anything.
+runners (train/eval/protocols.py) and tests can call it on anything.
 
 Conventions (and why):
   * A frame counts only where its ground truth is valid (finite, positive
@@ -234,7 +234,7 @@ def rl_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None) 
 
 
 # ---------------------------------------------------------------------------
-# VOT supervised protocol scores (per-frame codes come from train/protocols.py)
+# VOT supervised protocol scores (per-frame codes come from train/eval/protocols.py)
 # ---------------------------------------------------------------------------
 
 # Per-frame codes of a supervised run (VOT toolkit's trajectory codes, spelled out).

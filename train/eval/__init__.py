@@ -1,0 +1,17 @@
+"""Tracker evaluation, split the way benchmark toolkits (GOT-10k, pytracking) split it.
+
+  datasets    the evaluation sequence type and its loaders (benchmark folders through
+              pipelines.readers.sequences, moving-MNIST track records)
+  trackers    tracker factories: the Re3 / RL agent model, OpenCV baselines, stay-put
+  baselines   the comparison trackers behind the init/update interface
+  protocols   protocol runners (one pass, VOT supervised)
+  metrics     per-frame and per-sequence scores, dataset summaries
+  scoring     a tracker's runs -> its performance.json block
+  experiment  run every tracker on every sequence, write boxes, performance.json, plots
+  plots       benchmark figures (matplotlib)
+  frames      frame sources of the track command: image folders, videos, image lists,
+              benchmark sequence folders
+  render      annotated GIF / MP4 writer
+
+The command lines are thin wrappers: `python -m train.evaluate` and `python -m train.track`.
+"""
