@@ -42,7 +42,7 @@ def generator_config(opts: MovingMnistJobOptions) -> MovingMnistConfig:
 
 def validate(opts: MovingMnistJobOptions) -> None:
   """Every flag checked before the pipeline starts (JobConfigError naming it)."""
-  from pipelines import mnist  # pylint: disable=g-import-not-at-top
+  from pipelines.readers import mnist  # pylint: disable=g-import-not-at-top
   core.check_common_options(opts, need_input=False)
   common.check_generator_options(opts)
   if not opts.variant:
@@ -84,7 +84,7 @@ class GenerateSequenceFn(beam.DoFn):
     self._labels = None
 
   def setup(self):
-    from pipelines import mnist  # pylint: disable=g-import-not-at-top
+    from pipelines.readers import mnist  # pylint: disable=g-import-not-at-top
     self._digits, self._labels = mnist.load_mnist(self._mnist_dir, self._split)
 
   def process(self, index):

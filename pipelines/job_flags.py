@@ -8,7 +8,7 @@ with "conflicting option string", and (2) flags of a grandchild class are
 "discarded" with a warning and do not reach remote runners. Each flag group is
 therefore a direct PipelineOptions subclass defined once, here (never in a
 module that also runs as `__main__`, which would register it twice), with
-names prefixed enough not to clash with other teams' jobs; each job composes
+names prefixed by their job where a short name could clash; each job composes
 the groups it needs by multiple inheritance without adding flags itself.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-SEQUENCE_KINDS = ("otb", "vot", "lasot", "uav123", "got10k")
+from pipelines.readers.sequences import KINDS as SEQUENCE_KINDS
 DEFAULT_SEGMENT_LENGTH = 64
 
 

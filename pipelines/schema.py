@@ -54,9 +54,6 @@ CROP_PREV = "crop/prev/encoded"
 CROP_CURR = "crop/curr/encoded"
 LABEL_BOX = "label/box"
 
-KNOWN_SOURCES = ("vid", "alov", "det", "synthetic", "mnist", "otb", "vot", "lasot",
-                 "uav123", "got10k", "images")
-
 # Human-readable description written into dataset_info.json.
 TRACK_FEATURES = {
     "context": {
@@ -156,9 +153,6 @@ def track_to_example(track: Track):
 def serialize_track(track: Track) -> bytes:
   """Deterministic bytes (map fields sorted), so re-runs write identical files."""
   return track_to_example(track).SerializeToString(deterministic=True)
-
-
-CONTEXT_SPEC = None  # built lazily (needs TF)
 
 
 def _specs():

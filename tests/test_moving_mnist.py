@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import build_moving_mnist, core, mnist, schema
+from pipelines import build_moving_mnist, core, schema
+from pipelines.readers import mnist
 from pipelines.synthetic import moving_mnist as mm
 
 

@@ -8,5 +8,6 @@ exactly the code the Beam jobs use:
   alov       ALOV300++ (.ann files + imagedata++)
   vid        ImageNet VID walker (videos -> frames + XML)
   det        ImageNet DET walker (images + XML) and the object rules
+  mnist      MNIST digits (IDX files or mnist.npz)
   fs         local paths via os, URLs (gs://, ...) via tf.io.gfile
 """

@@ -9,8 +9,8 @@ records, and evaluation reads them directly. Every reader returns
   (pixel (1, 1) is the top-left pixel; GOT-10k's authors state it, OTB/LaSOT/
   UAV123/VOT come from Matlab toolkits), so a row `x, y, w, h` becomes
   `(x - 1, y - 1, x - 1 + w, y - 1 + h)`, and a VOT polygon's corners are
-  shifted by -1 before taking their axis-aligned bounds. `ONE_BASED` holds
-  the rule per format, in one place.
+  shifted by -1 before taking their axis-aligned bounds (`_rows_to_xyxy`,
+  the one place the shift is applied).
 * NaN box rows where there is no usable annotation (a NaN row, a box with zero
   or negative size, a frame past the end of the ground truth) or where the
   dataset marks the target as absent (GOT-10k `absence.label`, LaSOT
@@ -39,8 +39,6 @@ import numpy as np
 from pipelines.readers import fs
 
 KINDS = ("otb", "vot", "lasot", "uav123", "got10k")
-# Subtract 1 from positions (Matlab 1-based -> continuous 0-based)?
-ONE_BASED = {"otb": True, "vot": True, "lasot": True, "uav123": True, "got10k": True}
 
 
 class SequenceFormatError(ValueError):
@@ -144,9 +142,10 @@ def _read_flags(path: str, n: int) -> np.ndarray:
   return values
 
 
-def _rows_to_xyxy(rows: np.ndarray, one_based: bool) -> np.ndarray:
-  """x,y,w,h rows or 8-value polygons -> xyxy (NaN where unusable)."""
-  shift = 1.0 if one_based else 0.0
+def _rows_to_xyxy(rows: np.ndarray) -> np.ndarray:
+  """1-based x,y,w,h rows or 8-value polygons -> continuous 0-based xyxy
+  (NaN where unusable). Every layout here is 1-based (Matlab convention)."""
+  shift = 1.0
   if rows.shape[1] == 4:
     x, y, w, h = rows.T
     boxes = np.stack([x - shift, y - shift, x - shift + w, y - shift + h], axis=-1)
@@ -267,7 +266,7 @@ def _read_otb(folder: str, gt_name: str) -> SequenceAnnotation:
   img_dir = fs.join(folder, "img")
   frames = list_frames(img_dir if fs.isdir(img_dir) else folder)
   start = _otb_start(folder, name)
-  return _assemble(seq_name, "otb", frames, _rows_to_xyxy(rows, ONE_BASED["otb"]), start,
+  return _assemble(seq_name, "otb", frames, _rows_to_xyxy(rows), start,
                    gt_path)
 
 
@@ -288,7 +287,7 @@ def _read_vot(folder: str) -> SequenceAnnotation:
   rows = _read_rows(gt_path, (4, 8))
   color = fs.join(folder, "color")
   frames = list_frames(color if fs.isdir(color) else folder)
-  boxes = _rows_to_xyxy(rows, ONE_BASED["vot"])  # 4 values or an 8-value polygon
+  boxes = _rows_to_xyxy(rows)  # 4 values or an 8-value polygon
   return _assemble(_basename(folder), "vot", frames, boxes, min(frames), gt_path)
 
 
@@ -301,7 +300,7 @@ def _read_lasot(folder: str) -> SequenceAnnotation:
   gt_path = fs.join(folder, "groundtruth.txt")
   rows = _read_rows(gt_path, (4,))
   n = len(rows)
-  boxes = _rows_to_xyxy(rows, ONE_BASED["lasot"])
+  boxes = _rows_to_xyxy(rows)
   full_occ = np.zeros([n], bool)
   out_view = np.zeros([n], bool)
   occ_path = fs.join(folder, "full_occlusion.txt")
@@ -328,7 +327,7 @@ def _read_got10k(folder: str) -> SequenceAnnotation:
   gt_path = fs.join(folder, "groundtruth.txt")
   rows = _read_rows(gt_path, (4,))
   n = len(rows)
-  boxes = _rows_to_xyxy(rows, ONE_BASED["got10k"])
+  boxes = _rows_to_xyxy(rows)
   present = np.ones([n], bool)
   occlusion = np.full([n], -1.0, np.float32)
   absence_path = fs.join(folder, "absence.label")
@@ -466,7 +465,7 @@ def _read_uav123(root: str, anno_path: str) -> SequenceAnnotation:
   if not fs.isdir(fs.join(data, seq)) and _UAV_SPLIT.match(seq):
     folder, start = uav123_start_frame(seq, len(rows), anno_path)
   frames = list_frames(_uav_image_dir(data, folder, anno_path))
-  boxes = _rows_to_xyxy(rows, ONE_BASED["uav123"])
+  boxes = _rows_to_xyxy(rows)
   return _assemble(seq, "uav123", frames, boxes, start, anno_path)
 
 

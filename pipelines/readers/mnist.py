@@ -24,7 +24,7 @@ import gzip
 import io
 import os
 import re
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 
@@ -172,14 +172,3 @@ def _nonempty(pair, name):
     raise MnistError(f"{name}: holds no digits")
   return pair
 
-
-def describe(mnist_dir: str) -> List[str]:
-  """Which files `load_mnist` would use, per split (for logs)."""
-  out = []
-  for split in SPLITS:
-    try:
-      images, _ = _find_idx_pair(mnist_dir, split)
-    except MnistError as e:
-      images = str(e)
-    out.append(f"{split}: {images or os.path.join(mnist_dir, 'mnist.npz')}")
-  return out
