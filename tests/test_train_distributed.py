@@ -15,6 +15,7 @@ import pytest
 from tests.train_helpers import (REPO, SMOKE, env, free_port, read_log, run_train, tiny_overrides,
                                  train_cmd)
 from train import toy_data
+from train.runtime import PREEMPTED_EXIT_CODE
 
 # Runs in a fresh process: logical devices must be configured before TF starts.
 MIRRORED_CHECK = r"""
@@ -34,8 +35,8 @@ class FixedBatchTask(re3_task.Re3Task):
   def __init__(self, cfg, batch):
     super().__init__(cfg)
     self.batch = batch
-  def dataset(self, phase, ctx, seed):
-    per = ctx.get_per_replica_batch_size(phase.batch_size)
+  def dataset(self, stage, ctx, seed):
+    per = ctx.get_per_replica_batch_size(stage.batch_size)
     return tf.data.Dataset.from_tensor_slices(self.batch).batch(per).repeat()
 
 def run(dist, prob, batch, w0, name):
@@ -132,7 +133,6 @@ def test_two_process_multi_worker_run_survives_a_worker_restart(toy_dir, tmp_pat
     time.sleep(0.05)
   procs[1].send_signal(signal.SIGTERM)
   outs = _wait_all(procs)
-  from train.trainer import PREEMPTED_EXIT_CODE
   for p, o in zip(procs, outs):
     assert p.returncode == PREEMPTED_EXIT_CODE, o[-4000:]
   events = read_log(model_dir)

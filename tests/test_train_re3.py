@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from configs import experiment
 from model import geometry
-from train import re3_task, toy_data, trainer as trainer_lib
+from model.re3 import build_re3
+from train import curriculum, re3_task, toy_data, trainer as trainer_lib
 from tests.train_helpers import SMOKE, read_log, tiny_overrides
 
 
@@ -20,7 +21,6 @@ def toy_dir(tmp_path_factory):
 
 
 def _tiny_net():
-  from model.re3 import build_re3
   cfg = experiment.load_experiment(SMOKE).model
   return build_re3(cfg), cfg
 
@@ -129,14 +129,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(toy_dir, tmp_path):
 def test_plateau_ends_a_stage(toy_dir, tmp_path):
   cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, steps=5))
   tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
-  phase = trainer_lib.Phase(index=0, batch_size=4, plateau_patience=20, plateau_min_delta=0.01)
+  stage = curriculum.Stage(index=0, batch_size=4, plateau_patience=20, plateau_min_delta=0.01)
   for i in range(60):                      # improving: never a plateau
-    assert not tr._update_plateau(phase, 10.0 - 0.1 * i)
-  flags = [tr._update_plateau(phase, 4.0) for _ in range(60)]   # flat from here on
+    assert not tr.curriculum.update_plateau(stage, 10.0 - 0.1 * i)
+  flags = [tr.curriculum.update_plateau(stage, 4.0) for _ in range(60)]   # flat from here on
   first = flags.index(True)
   assert 20 <= first < 40, first
-  tr._next_stage()
-  assert int(tr.stage.numpy()) == 1 and int(tr.since_best.numpy()) == 0
+  tr.curriculum.next_stage(tr.step)
+  assert int(tr.curriculum.stage.numpy()) == 1 and int(tr.curriculum.since_best.numpy()) == 0
 
 
 def _write_caffenet(path, model_cfg, seed=0):

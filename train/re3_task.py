@@ -26,9 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
-from model import geometry
+from model import caffenet_import, geometry
+from model.re3 import build_re3
 from train import data as data_lib
-from train.trainer import Phase, Task
+from train.curriculum import Stage
+from train.task import Task
+from train.validation import track_iou
 
 log = logging.getLogger("train")
 
@@ -146,43 +149,41 @@ class Re3Task(Task):
     self._jit_step = None
 
   def build_model(self):
-    from model.re3 import build_re3  # pylint: disable=g-import-not-at-top
     net = build_re3(self.cfg.model)
     if self.cfg.trainer.head_bias_init:
       net.head.bias.assign(tf.constant(self.cfg.trainer.head_bias_init, net.head.bias.dtype))
     if self.cfg.trainer.init_caffenet:
-      from model import caffenet_import  # pylint: disable=g-import-not-at-top
       loaded = caffenet_import.load_caffenet_weights(net, self.cfg.trainer.init_caffenet)
       log.info("tower initialised from %s: %s", self.cfg.trainer.init_caffenet,
                ", ".join(sorted(loaded)))
     return net
 
-  def num_phases(self) -> int:
+  def num_stages(self) -> int:
     return len(self.stages)
 
-  def phase(self, index: int) -> Phase:
+  def stage(self, index: int) -> Stage:
     st = self.stages[index]
-    return Phase(index=index, batch_size=st.batch_size, steps=st.steps,
+    return Stage(index=index, batch_size=st.batch_size, steps=st.steps,
                  plateau_patience=st.plateau_patience, plateau_min_delta=st.plateau_min_delta,
                  description=(f"unroll {st.unroll}, batch {st.batch_size}, "
                               f"self-training p={st.self_train_prob}"),
                  info={"unroll": float(st.unroll), "self_train_prob": float(st.self_train_prob)})
 
-  def mode(self, phase: Phase) -> str:
-    st = self.stages[phase.index]
+  def mode(self, stage: Stage) -> str:
+    st = self.stages[stage.index]
     return "frames" if st.self_train_prob > 0 and st.unroll > 1 else "crops"
 
-  def dataset(self, phase, input_context, seed):
-    st = self.stages[phase.index]
-    batch = (input_context.get_per_replica_batch_size(phase.batch_size)
-             if input_context else phase.batch_size)
+  def dataset(self, stage, input_context, seed):
+    st = self.stages[stage.index]
+    batch = (input_context.get_per_replica_batch_size(stage.batch_size)
+             if input_context else stage.batch_size)
     return data_lib.re3_dataset(self.cfg.data, st.unroll, batch, st.self_train_prob,
-                                input_context=input_context, seed=seed, mode=self.mode(phase),
+                                input_context=input_context, seed=seed, mode=self.mode(stage),
                                 crop_size=self.cfg.model.crop_size)
 
-  def forward(self, model, batch, phase: Phase, training: bool = True):
-    """-> (pred labels [B, T, 4], target labels [B, T, 4], last crops, last windows)."""
-    if self.mode(phase) == "crops":
+  def forward(self, model, batch, stage: Stage, training: bool = True):
+    """-> (pred labels [B, T, 4], target labels [B, T, 4], crops of the last step)."""
+    if self.mode(stage) == "crops":
       pred, _ = model.unroll(batch["prev"], batch["curr"], training=training)
       return tf.cast(pred, tf.float32), batch["labels"], batch["curr"][:, -1]
     step_fn = None
@@ -197,15 +198,15 @@ class Re3Task(Task):
                                step_fn=step_fn)
     return out["labels"], out["targets"], out["curr_last"]
 
-  def jit_compatible(self, phase: Phase) -> bool:
-    return self.mode(phase) == "crops"
+  def jit_compatible(self, stage: Stage) -> bool:
+    return self.mode(stage) == "crops"
 
-  def loss(self, model, batch, carry, phase, step):
-    pred, target, crops = self.forward(model, batch, phase, training=True)
+  def loss(self, model, batch, carry, stage, step):
+    pred, target, crops = self.forward(model, batch, stage, training=True)
     per_example = l1_label_loss(pred, target)
-    loss = tf.nn.compute_average_loss(per_example, global_batch_size=phase.batch_size)
+    loss = tf.nn.compute_average_loss(per_example, global_batch_size=stage.batch_size)
     iou = tf.reduce_mean(geometry.iou_xyxy_tf(pred, target), axis=-1)  # IoU is invariant to
-    metrics = {"iou": tf.nn.compute_average_loss(iou, global_batch_size=phase.batch_size)}
+    metrics = {"iou": tf.nn.compute_average_loss(iou, global_batch_size=stage.batch_size)}
     # (per-axis scaling, so IoU of labels = IoU of the boxes in the frame)
     k = 3
     vis = {"crops": crops[:k], "pred": pred[:k, -1], "true": target[:k, -1]}
@@ -221,6 +222,5 @@ class Re3Task(Task):
     if self._val_tracks is None:
       self._val_tracks = data_lib.load_val_tracks(d.val_dir, d.val_split, d.val_tracks,
                                                   d.val_max_frames, d.channels)
-    from train.validation import track_iou
     return track_iou(model, self._val_tracks, self.cfg.trainer.val_reset_every,
                      self.cfg.model.crop_size)

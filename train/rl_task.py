@@ -31,8 +31,10 @@ import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
 from model import geometry
+from model.rl_agent import build_rl_agent, log_prob, reward, sample_actions
 from train import data as data_lib
-from train.trainer import Phase, Task
+from train.curriculum import Stage
+from train.task import Task
 
 
 def returns_tf(rewards, mode: str):
@@ -56,12 +58,9 @@ def reinforce_surrogate(mu, targets, sigma: float, episodes: int, return_mode: s
   the gradient of loss w.r.t. mu is -1/N sum_i (R^i_t - b_t) (l^i_t - mu_t) / sigma^2,
   i.e. minus the eq. 8 estimate; info holds the sampled rewards [N, B, T].
   """
-  from model.rl_agent import log_prob, reward  # Engineer C's policy functions
   mu = tf.cast(mu, tf.float32)
   targets = tf.cast(targets, tf.float32)
-  if noise is None:
-    noise = tf.random.normal(tf.concat([[episodes], tf.shape(mu)], axis=0))
-  actions = tf.stop_gradient(mu[None] + sigma * tf.cast(noise, tf.float32))
+  actions = tf.stop_gradient(sample_actions(mu, sigma, episodes=episodes, noise=noise))
   rewards = reward(actions, targets[None])                          # [N, B, T]
   ret = returns_tf(rewards, return_mode)
   baseline = tf.reduce_mean(ret, axis=0, keepdims=True)             # b_t: mean over episodes
@@ -80,29 +79,28 @@ class RLTask(Task):
     self._val: Optional[List[Dict[str, np.ndarray]]] = None
 
   def build_model(self):
-    from model.rl_agent import build_rl_agent  # Engineer C's model
     return build_rl_agent(self.cfg.model)
 
-  def num_phases(self) -> int:
+  def num_stages(self) -> int:
     return 1
 
-  def phase(self, index: int) -> Phase:
+  def stage(self, index: int) -> Stage:
     r = self.rl
-    return Phase(index=0, batch_size=r.batch_size,
+    return Stage(index=0, batch_size=r.batch_size,
                  description=(f"{r.objective}: T={r.window}, N={r.episodes}, "
                               f"{r.windows_per_video} windows per video, batch {r.batch_size}"),
                  info={"window": float(r.window), "episodes": float(r.episodes)})
 
-  def dataset(self, phase, input_context, seed):
-    batch = (input_context.get_per_replica_batch_size(phase.batch_size)
-             if input_context else phase.batch_size)
+  def dataset(self, stage, input_context, seed):
+    batch = (input_context.get_per_replica_batch_size(stage.batch_size)
+             if input_context else stage.batch_size)
     return data_lib.rl_dataset(self.cfg.data, self.rl.window, self.rl.windows_per_video, batch,
                                self.cfg.model.frame_size, input_context=input_context, seed=seed)
 
-  def initial_carry(self, model, phase, per_replica_batch):
+  def initial_carry(self, model, stage, per_replica_batch):
     return model.zero_state(per_replica_batch)
 
-  def loss(self, model, batch, carry, phase, step):
+  def loss(self, model, batch, carry, stage, step):
     r = self.rl
     frames, boxes, first = batch["frames"], batch["boxes"], batch["first"]
     if r.carry_state:
@@ -113,7 +111,6 @@ class RLTask(Task):
     mu = tf.cast(mu, tf.float32)
     targets = tf.cast(model.encode_boxes(boxes), tf.float32)
     sigma = float(self.cfg.model.sigma)
-    from model.rl_agent import reward
     supervised = -tf.reduce_mean(reward(mu, targets), axis=-1)                    # [B]
     reinforce, info = reinforce_surrogate(mu, targets, sigma, r.episodes, r.return_mode)
     if r.objective == "reinforce":
@@ -125,7 +122,7 @@ class RLTask(Task):
     else:  # warm_start: supervised for the first warm_start_steps updates
       warm = tf.cast(step, tf.int64) < r.warm_start_steps
       per_example = tf.where(warm, supervised, reinforce)
-    gb = phase.batch_size
+    gb = stage.batch_size
     loss = tf.nn.compute_average_loss(per_example, global_batch_size=gb)
     pred_boxes = model.decode_actions(mu)
     iou = tf.reduce_mean(geometry.iou_xyxy_tf(tf.cast(pred_boxes, tf.float32), boxes), axis=-1)

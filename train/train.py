@@ -99,8 +99,8 @@ def run_config(cfg, model_dir, toy_records=False):
                                  fmt="jpeg" if channels == 3 else "png")
     cfg.data.train_dir = toy_dir
   check_data(cfg)
-  from train import trainer as trainer_lib
-  strategy = trainer_lib.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
+  from train import runtime, trainer as trainer_lib
+  strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
   import tensorflow as tf
   tf.random.set_seed(cfg.runtime.seed)
   tr = trainer_lib.Trainer(cfg, model_dir, build_task(cfg), strategy=strategy)

@@ -1,12 +1,12 @@
 """The task-agnostic custom training loop under tf.distribute.
 
-A task (train/re3_task.py, train/rl_task.py) says what a phase (curriculum
-stage) is, builds its model and per-replica dataset, and computes the
-per-replica loss; this module does everything else:
+A task (train/task.py; train/re3_task.py, train/rl_task.py) says what each
+curriculum stage is (train/curriculum.py), builds its model and per-replica
+dataset, and computes the per-replica loss; train/runtime.py makes the
+strategy, sets the precision and handles preemption; this module runs the
+loop:
 
-* the strategy (one device, MirroredStrategy over local GPUs or logical CPUs,
-  MultiWorkerMirroredStrategy from TF_CONFIG), input sharded with
-  `distribute_datasets_from_function`;
+* input sharded with `distribute_datasets_from_function`;
 * global-batch loss scaling: a replica's loss is sum(per-example) / GLOBAL
   batch (`tf.nn.compute_average_loss`), regularization is divided by the
   number of replicas, gradients are summed across replicas: the update of a
@@ -20,13 +20,11 @@ per-replica loss; this module does everything else:
   plateau state; `--model_dir` alone restores it all. Under multi-worker
   training every worker saves (the chief into model_dir, the others into
   throw-away directories, as TF requires) and all restore from model_dir;
-  TF's PreemptionCheckpointHandler makes every worker save at the same step
-  and exit with PREEMPTED_EXIT_CODE when any of them gets SIGTERM, and
-  propagates an op error on one worker to all (restart them to resume);
-* mixed precision (`mixed_float16` with dynamic loss scaling, or
-  `mixed_bfloat16`) and XLA (`jit_compile` on the loss-and-gradient function);
-* TensorBoard scalars, crop images with boxes, a log line (or tqdm bar) and a
-  JSON-lines log `train_log.jsonl` the tests and plots read.
+* dynamic loss scaling under `mixed_float16`, XLA (`jit_compile` on the
+  loss-and-gradient function);
+* TensorBoard scalars, crop images with boxes, a log line (or tqdm bar), a
+  JSON-lines log `train_log.jsonl` the tests and plots read, and validation
+  every trainer.val_every steps and at the end.
 
 The input position is not checkpointed (its shuffle buffers hold decoded
 frames and would make checkpoints huge): a restarted job reseeds its input
@@ -40,109 +38,23 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from typing import Any, Dict, Optional
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from tqdm import tqdm
 
-from configs.experiment import ExperimentConfig, RuntimeConfig, TrainerConfig
-from train import summaries
+from configs.experiment import ExperimentConfig, TrainerConfig
+from train import runtime, summaries
+from train.curriculum import Curriculum, Stage
+from train.task import Task
 
 log = logging.getLogger("train")
 
 
-PREEMPTED_EXIT_CODE = 42  # a worker saved on SIGTERM and stopped: restart it
-
-
 class TrainingDiverged(RuntimeError):
   """The loss (or the gradient) became NaN or infinite."""
-
-
-@dataclasses.dataclass
-class Phase:
-  """One curriculum stage as the trainer sees it."""
-  index: int
-  batch_size: int                 # global batch
-  steps: int = 0                  # 0 = until plateau / end of training
-  plateau_patience: int = 0
-  plateau_min_delta: float = 0.01
-  description: str = ""
-  info: Dict[str, float] = dataclasses.field(default_factory=dict)  # logged as scalars
-
-
-class Task:
-  """What the trainer needs from a task (see Re3Task and RLTask)."""
-
-  name = "task"
-
-  def build_model(self) -> keras.Model:
-    raise NotImplementedError
-
-  def num_phases(self) -> int:
-    raise NotImplementedError
-
-  def phase(self, index: int) -> Phase:
-    raise NotImplementedError
-
-  def dataset(self, phase: Phase, input_context: tf.distribute.InputContext,
-              seed: int) -> tf.data.Dataset:
-    """Per-replica batches (batch = input_context.get_per_replica_batch_size)."""
-    raise NotImplementedError
-
-  def initial_carry(self, model, phase: Phase, per_replica_batch: int):
-    """Tensors carried from one step to the next (e.g. an LSTM state), or None."""
-    return None
-
-  def loss(self, model, batch, carry, phase: Phase, step):
-    """-> (loss scaled for the global batch, metrics {name: replica share},
-    vis: tensors for `summary_images`, new carry)."""
-    raise NotImplementedError
-
-  def jit_compatible(self, phase: Phase) -> bool:
-    """False when the phase's loss has ops without XLA kernels; the task then
-    compiles what it can itself (runtime.jit_compile)."""
-    return True
-
-  def summary_images(self, vis) -> tf.Tensor:
-    """uint8 [k, H, W, 3] images with boxes drawn, from loss()'s vis (run
-    outside the XLA-compiled part: drawing ops have no XLA kernels)."""
-    raise NotImplementedError
-
-  def validate(self, model) -> Dict[str, float]:
-    return {}
-
-
-# ---------------------------------------------------------------------------
-# Runtime: strategy, precision
-# ---------------------------------------------------------------------------
-
-
-def make_strategy(runtime: RuntimeConfig) -> tf.distribute.Strategy:
-  """The tf.distribute strategy named by runtime.distribution."""
-  if runtime.distribution == "multi_worker_mirrored":
-    kwargs = {}
-    if runtime.collective_timeout_s > 0:
-      kwargs["communication_options"] = tf.distribute.experimental.CommunicationOptions(
-          timeout_seconds=runtime.collective_timeout_s)
-    return tf.distribute.MultiWorkerMirroredStrategy(**kwargs)
-  gpus = tf.config.list_logical_devices("GPU")
-  if runtime.distribution == "mirrored":
-    devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-    if runtime.num_devices:
-      if runtime.num_devices > len(devices):
-        raise ValueError(f"runtime.num_devices={runtime.num_devices} but only {len(devices)} "
-                         f"local devices: {devices}")
-      devices = devices[:runtime.num_devices]
-    return tf.distribute.MirroredStrategy(devices)
-  device = runtime.device or (gpus[0].name if gpus else "/cpu:0")
-  return tf.distribute.OneDeviceStrategy(device)
-
-
-def set_precision(runtime: RuntimeConfig) -> None:
-  keras.mixed_precision.set_global_policy(runtime.mixed_precision)
 
 
 def learning_rate_schedule(cfg: TrainerConfig):
@@ -156,27 +68,15 @@ def learning_rate_schedule(cfg: TrainerConfig):
       cfg.learning_rate, decay_steps=cfg.train_steps, end_learning_rate=0.0, power=1.0)
 
 
-def _is_chief(strategy) -> bool:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not resolver.cluster_spec().as_dict():
-    return True
-  task_type, task_id = resolver.task_type, resolver.task_id
-  if task_type == "chief":
-    return True
-  has_chief = "chief" in resolver.cluster_spec().as_dict()
-  return (task_type in (None, "worker") and (task_id or 0) == 0 and not has_chief)
-
-
-def _worker_name(strategy) -> str:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None:
-    return "local"
-  return f"{resolver.task_type}_{resolver.task_id}"
-
-
-# ---------------------------------------------------------------------------
-# The trainer
-# ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class _StageRun:
+  """The state of the stage being trained: its input, carry and step function."""
+  stage: Stage
+  iterator: Any
+  carry: Any
+  train_fn: Any
+  t_last: float   # time and step of the last throughput measurement
+  n_last: int
 
 
 class Trainer:
@@ -188,45 +88,20 @@ class Trainer:
     self.tcfg = cfg.trainer
     self.model_dir = model_dir
     self.task = task
-    self.strategy = strategy or make_strategy(cfg.runtime)
-    self.is_chief = _is_chief(self.strategy)
+    self.strategy = strategy or runtime.make_strategy(cfg.runtime)
+    self.is_chief = runtime.is_chief(self.strategy)
     self.num_replicas = self.strategy.num_replicas_in_sync
-    for i in range(task.num_phases()):
-      bs = task.phase(i).batch_size
-      if bs % self.num_replicas:
-        raise ValueError(f"stage {i}: global batch {bs} is not divisible by the "
-                         f"{self.num_replicas} replicas")
+    self._check_batches()
     tf.io.gfile.makedirs(model_dir)
-    if self.is_chief:
-      self.ckpt_dir = model_dir
-    else:
-      self.ckpt_dir = os.path.join(model_dir, ".worker_tmp", _worker_name(self.strategy))
-    previous_policy = keras.mixed_precision.global_policy()
-    set_precision(cfg.runtime)  # layers take their dtype policy when built
-    try:
-      with self.strategy.scope():
-        self.model = task.build_model()
-    finally:
-      keras.mixed_precision.set_global_policy(previous_policy)
-    with self.strategy.scope():
-      opt = keras.optimizers.Adam(
-          learning_rate=learning_rate_schedule(self.tcfg), beta_1=self.tcfg.adam_beta1,
-          beta_2=self.tcfg.adam_beta2, epsilon=self.tcfg.adam_epsilon)
-      self.loss_scaling = cfg.runtime.mixed_precision == "mixed_float16"
-      if self.loss_scaling:
-        opt = keras.mixed_precision.LossScaleOptimizer(opt)
-      self.optimizer = opt
-      self.optimizer.build(self.model.trainable_variables)
+    self.ckpt_dir = runtime.worker_checkpoint_dir(self.strategy, model_dir, self.is_chief)
+    self.loss_scaling = runtime.uses_loss_scaling(cfg.runtime)
+    self.model = self._build_model()
+    self.optimizer = self._build_optimizer()
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.stage = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage")
-    self.stage_start = tf.Variable(0, dtype=tf.int64, trainable=False, name="stage_start")
-    self.best_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_loss")
-    self.ema_loss = tf.Variable(np.nan, dtype=tf.float64, trainable=False, name="ema_loss")
-    self.since_best = tf.Variable(0, dtype=tf.int64, trainable=False, name="since_best")
+    self.curriculum = Curriculum()
     self.checkpoint = tf.train.Checkpoint(
-        model=self.model, optimizer=self.optimizer, step=self.step, stage=self.stage,
-        stage_start=self.stage_start, best_loss=self.best_loss, ema_loss=self.ema_loss,
-        since_best=self.since_best)
+        model=self.model, optimizer=self.optimizer, step=self.step,
+        **self.curriculum.checkpoint_items())
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self.ckpt_dir, max_to_keep=self.tcfg.keep_checkpoints,
         step_counter=self.step, checkpoint_name="ckpt")
@@ -236,6 +111,33 @@ class Trainer:
     self._log_path = os.path.join(model_dir, "train_log.jsonl")
     self.last_metrics: Dict[str, float] = {}
 
+  def _check_batches(self) -> None:
+    for i in range(self.task.num_stages()):
+      bs = self.task.stage(i).batch_size
+      if bs % self.num_replicas:
+        raise ValueError(f"stage {i}: global batch {bs} is not divisible by the "
+                         f"{self.num_replicas} replicas")
+
+  def _build_model(self) -> keras.Model:
+    with runtime.precision_policy(self.cfg.runtime), self.strategy.scope():
+      return self.task.build_model()
+
+  def _build_optimizer(self):
+    with self.strategy.scope():
+      opt = keras.optimizers.Adam(
+          learning_rate=learning_rate_schedule(self.tcfg), beta_1=self.tcfg.adam_beta1,
+          beta_2=self.tcfg.adam_beta2, epsilon=self.tcfg.adam_epsilon)
+      if self.loss_scaling:
+        opt = keras.mixed_precision.LossScaleOptimizer(opt)
+      opt.build(self.model.trainable_variables)
+    return opt
+
+  def _step(self) -> int:
+    return int(self.step.numpy())
+
+  def _stage_index(self) -> int:
+    return int(self.curriculum.stage.numpy())
+
   # -- checkpoints ------------------------------------------------------------
 
   def restore(self) -> Optional[str]:
@@ -244,54 +146,22 @@ class Trainer:
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       self.restored_from = latest
-      self._event("restored", checkpoint=latest, step=int(self.step.numpy()),
-                  stage=int(self.stage.numpy()))
-      log.info("restored %s: step %d, stage %d", latest, int(self.step.numpy()),
-               int(self.stage.numpy()))
+      self._event("restored", checkpoint=latest, step=self._step(), stage=self._stage_index())
+      log.info("restored %s: step %d, stage %d", latest, self._step(), self._stage_index())
     return latest
 
   def save(self) -> str:
-    path = self.manager.save(checkpoint_number=int(self.step.numpy()))
+    path = self.manager.save(checkpoint_number=self._step())
     if not self.is_chief:
       tf.io.gfile.rmtree(self.ckpt_dir)  # non-chief copies exist only because TF needs them
     return path
 
-  def _preemption_handler(self):
-    """Multi-worker fault tolerance: TF's PreemptionCheckpointHandler. When any
-    worker gets SIGTERM (a preemption, or an operator restarting it), every
-    worker saves a checkpoint at the same step and exits with code
-    PREEMPTED_EXIT_CODE; restarting the workers resumes from it. It also
-    propagates an op error on one worker to all of them, so none hangs in a
-    collective."""
-    if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-      return None
-    resolver = self.strategy.cluster_resolver
-    if resolver is None or not resolver.cluster_spec().as_dict():
-      return None
-    return tf.distribute.experimental.PreemptionCheckpointHandler(
-        resolver, self.checkpoint, checkpoint_dir=self.model_dir,
-        termination_config=tf.distribute.experimental.TerminationConfig(
-            save_fn=self._preemption_save, exit_fn=lambda: sys.exit(PREEMPTED_EXIT_CODE)))
-
-  def _remove_handler_scratch(self):
-    """The handler makes an (unused: we save through save_fn) scratch directory
-    beside model_dir on non-chief workers and removes it only when it exits on
-    preemption; remove it after a normal finish."""
-    if self.is_chief:
-      return
-    resolver = self.strategy.cluster_resolver
-    scratch = os.path.join(os.path.dirname(os.path.abspath(self.model_dir)),
-                           f"workertemp_{resolver.task_id}")
-    if tf.io.gfile.exists(scratch):
-      tf.io.gfile.rmtree(scratch)
-
   def _preemption_save(self, *args, **kwargs):
     del args, kwargs
     path = self.save()
-    self._event("preempted", step=int(self.step.numpy()), stage=int(self.stage.numpy()),
-                checkpoint=path)
-    log.warning("preemption: saved %s at step %d; exiting with code %d", path,
-                int(self.step.numpy()), PREEMPTED_EXIT_CODE)
+    self._event("preempted", step=self._step(), stage=self._stage_index(), checkpoint=path)
+    log.warning("preemption: saved %s at step %d; exiting with code %d", path, self._step(),
+                runtime.PREEMPTED_EXIT_CODE)
 
   # -- logging ----------------------------------------------------------------
 
@@ -305,7 +175,7 @@ class Trainer:
 
   # -- the step ---------------------------------------------------------------
 
-  def _make_train_fn(self, phase: Phase):
+  def _make_train_fn(self, stage: Stage):
     model, optimizer, task = self.model, self.optimizer, self.task
     clip = self.tcfg.clip_grad_norm
     loss_scaling = self.loss_scaling
@@ -314,7 +184,7 @@ class Trainer:
     def grads_fn(batch, carry, step):
       variables = model.trainable_variables
       with tf.GradientTape() as tape:
-        loss, metrics, vis, new_carry = task.loss(model, batch, carry, phase, step)
+        loss, metrics, vis, new_carry = task.loss(model, batch, carry, stage, step)
         reg = tf.add_n([tf.cast(l, tf.float32) for l in model.losses]) if model.losses else 0.0
         total = loss + tf.nn.scale_regularization_loss(reg)
         scaled = optimizer.get_scaled_loss(total) if loss_scaling else total
@@ -328,7 +198,7 @@ class Trainer:
       metrics["regularization"] = tf.nn.scale_regularization_loss(reg)
       return grads, metrics, vis, new_carry
 
-    if self.cfg.runtime.jit_compile and task.jit_compatible(phase):
+    if self.cfg.runtime.jit_compile and task.jit_compatible(stage):
       grads_fn = tf.function(grads_fn, jit_compile=True)
 
     def replica_step(batch, carry, step):
@@ -371,122 +241,118 @@ class Trainer:
 
     return train_fn
 
-  # -- curriculum -------------------------------------------------------------
-
-  def _update_plateau(self, phase: Phase, loss: float) -> bool:
-    """Tracks a smoothed loss; True when the stage has plateaued."""
-    if phase.plateau_patience <= 0:
-      return False
-    alpha = min(1.0, 10.0 / phase.plateau_patience)
-    ema = float(self.ema_loss.numpy())
-    ema = loss if math.isnan(ema) else (1 - alpha) * ema + alpha * loss
-    self.ema_loss.assign(ema)
-    if ema < float(self.best_loss.numpy()) * (1.0 - phase.plateau_min_delta):
-      self.best_loss.assign(ema)
-      self.since_best.assign(0)
-    else:
-      self.since_best.assign_add(1)
-    return int(self.since_best.numpy()) >= phase.plateau_patience
-
-  def _next_stage(self) -> None:
-    self.stage.assign_add(1)
-    self.stage_start.assign(self.step)
-    self.best_loss.assign(np.inf)
-    self.ema_loss.assign(np.nan)
-    self.since_best.assign(0)
-
   # -- main loop --------------------------------------------------------------
 
   def train(self) -> Dict[str, Any]:
     """Trains until trainer.train_steps; returns the last metrics."""
-    handler = self._preemption_handler()  # restores model_dir's checkpoint itself
+    handler = runtime.preemption_handler(self.strategy, self.checkpoint, self.model_dir,
+                                         self._preemption_save)  # restores model_dir itself
     self.restore()
-    tcfg = self.tcfg
-    total_steps = tcfg.train_steps
-    self._event("start", step=int(self.step.numpy()), stage=int(self.stage.numpy()),
+    self._event("start", step=self._step(), stage=self._stage_index(),
                 replicas=self.num_replicas)
     bar = None
     if self.cfg.runtime.progress_bar and self.is_chief:
-      from tqdm import tqdm
-      bar = tqdm(total=total_steps, initial=int(self.step.numpy()), unit="step")
-    last_saved = int(self.step.numpy()) if self.restored_from else -1
+      bar = tqdm(total=self.tcfg.train_steps, initial=self._step(), unit="step")
+    self._last_saved = self._step() if self.restored_from else -1
     try:
-      while int(self.step.numpy()) < total_steps:
-        stage = min(int(self.stage.numpy()), self.task.num_phases() - 1)
-        phase = self.task.phase(stage)
-        per_replica = phase.batch_size // self.num_replicas
-        seed = self.cfg.data.seed + int(self.step.numpy())
-        dist_ds = self.strategy.distribute_datasets_from_function(
-            lambda ctx, phase=phase, seed=seed: self.task.dataset(phase, ctx, seed))
-        iterator = iter(dist_ds)
-        carry = self.strategy.run(
-            lambda: self.task.initial_carry(self.model, phase, per_replica))
-        train_fn = self._make_train_fn(phase)
-        self._event("stage", step=int(self.step.numpy()), stage=stage, description=phase.description)
-        log.info("stage %d: %s (global batch %d on %d replicas)", stage, phase.description,
-                 phase.batch_size, self.num_replicas)
-        t_last, n_last = time.time(), int(self.step.numpy())
-        stage_done = False
-        while int(self.step.numpy()) < total_steps and not stage_done:
-          step_t = tf.constant(int(self.step.numpy()), tf.int64)
-          if handler is not None:
-            metrics, images, carry = handler.run(train_fn, iterator, carry, step_t)
-          else:
-            metrics, images, carry = train_fn(iterator, carry, step_t)
-          values = {k: float(v.numpy()) for k, v in metrics.items()}
-          step = int(self.step.numpy()) + 1
-          if not (math.isfinite(values["loss"]) and values["applied"] > 0.5):
-            good = self.manager.latest_checkpoint if self.is_chief else None
-            msg = (f"non-finite loss or gradient at step {step} (stage {stage}): loss="
-                   f"{values['loss']}, grad_norm={values['grad_norm']}; the update was not "
-                   f"applied and training stops. Last good checkpoint kept: "
-                   f"{good or 'none (no checkpoint was written yet)'}")
-            self._event("diverged", step=step, stage=stage, loss=values["loss"],
-                        grad_norm=values["grad_norm"], checkpoint=good)
-            raise TrainingDiverged(msg)
-          self.step.assign(step)
-          self.last_metrics = values
-          plateau = self._update_plateau(phase, values["loss"])
-          in_stage = step - int(self.stage_start.numpy())
-          if stage < self.task.num_phases() - 1:
-            stage_done = (phase.steps > 0 and in_stage >= phase.steps) or plateau
-          if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.4f}", stage=stage)
-          if step % tcfg.log_every == 0 or step == total_steps or stage_done:
-            now = time.time()
-            ex_per_s = (step - n_last) * phase.batch_size / max(now - t_last, 1e-9)
-            t_last, n_last = now, step
-            lr = float(self._current_lr())
-            self._log_step(step, stage, values, lr, ex_per_s, bar is None)
-            self._summaries(step, stage, phase, values, lr, ex_per_s,
-                            images if step % tcfg.image_summary_every == 0 else None)
-          elif step % tcfg.summary_every == 0:
-            self._summaries(step, stage, phase, values, float(self._current_lr()), None,
-                            images if step % tcfg.image_summary_every == 0 else None)
-          if stage_done:
-            self._next_stage()
-            log.info("stage %d ends at step %d (%s)", stage, step,
-                     "plateau" if plateau else "step budget")
-          if step % tcfg.checkpoint_every == 0 or stage_done or step == total_steps:
-            self.save()
-            last_saved = step
-          if tcfg.val_every and step % tcfg.val_every == 0 and step != total_steps:
-            self._validate(step)
-      if int(self.step.numpy()) != last_saved:
-        self.save()
-      result = dict(self.last_metrics)
-      result.update(self._validate(int(self.step.numpy())))
-      result["step"] = int(self.step.numpy())
-      result["stage"] = int(self.stage.numpy())
-      self._event("done", **{k: v for k, v in result.items() if isinstance(v, (int, float))})
-      if handler is not None:
-        self._remove_handler_scratch()
-      return result
+      while self._step() < self.tcfg.train_steps:
+        self._train_stage(handler, bar)
+      return self._finish(handler)
     finally:
       if bar is not None:
         bar.close()
       self._writer.flush()
+
+  def _start_stage(self) -> _StageRun:
+    """The input, carry and step function of the current stage."""
+    stage = self.task.stage(self.curriculum.current(self.task.num_stages()))
+    per_replica = stage.batch_size // self.num_replicas
+    seed = self.cfg.data.seed + self._step()
+    dist_ds = self.strategy.distribute_datasets_from_function(
+        lambda ctx: self.task.dataset(stage, ctx, seed))
+    carry = self.strategy.run(lambda: self.task.initial_carry(self.model, stage, per_replica))
+    self._event("stage", step=self._step(), stage=stage.index, description=stage.description)
+    log.info("stage %d: %s (global batch %d on %d replicas)", stage.index, stage.description,
+             stage.batch_size, self.num_replicas)
+    return _StageRun(stage=stage, iterator=iter(dist_ds), carry=carry,
+                     train_fn=self._make_train_fn(stage), t_last=time.time(),
+                     n_last=self._step())
+
+  def _train_stage(self, handler, bar) -> None:
+    """Trains the current stage until it ends or training does."""
+    run = self._start_stage()
+    stage_done = False
+    while self._step() < self.tcfg.train_steps and not stage_done:
+      values, images = self._run_step(run, handler)
+      step = self._step()
+      plateau = self.curriculum.update_plateau(run.stage, values["loss"])
+      stage_done = self.curriculum.stage_ended(run.stage, self.task.num_stages(), step, plateau)
+      if bar is not None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{values['loss']:.4f}", stage=run.stage.index)
+      self._report(run, step, values, images, stage_done, to_log=bar is None)
+      if stage_done:
+        self.curriculum.next_stage(self.step)
+        log.info("stage %d ends at step %d (%s)", run.stage.index, step,
+                 "plateau" if plateau else "step budget")
+      if (step % self.tcfg.checkpoint_every == 0 or stage_done
+          or step == self.tcfg.train_steps):
+        self.save()
+        self._last_saved = step
+      if (self.tcfg.val_every and step % self.tcfg.val_every == 0
+          and step != self.tcfg.train_steps):
+        self._validate(step)
+
+  def _run_step(self, run: _StageRun, handler):
+    """One update; -> (metrics as floats, summary images). Raises
+    TrainingDiverged (without counting the step) when it was not applied."""
+    step_t = tf.constant(self._step(), tf.int64)
+    if handler is not None:
+      metrics, images, run.carry = handler.run(run.train_fn, run.iterator, run.carry, step_t)
+    else:
+      metrics, images, run.carry = run.train_fn(run.iterator, run.carry, step_t)
+    values = {k: float(v.numpy()) for k, v in metrics.items()}
+    step = self._step() + 1
+    if not (math.isfinite(values["loss"]) and values["applied"] > 0.5):
+      good = self.manager.latest_checkpoint if self.is_chief else None
+      self._event("diverged", step=step, stage=run.stage.index, loss=values["loss"],
+                  grad_norm=values["grad_norm"], checkpoint=good)
+      raise TrainingDiverged(
+          f"non-finite loss or gradient at step {step} (stage {run.stage.index}): loss="
+          f"{values['loss']}, grad_norm={values['grad_norm']}; the update was not "
+          f"applied and training stops. Last good checkpoint kept: "
+          f"{good or 'none (no checkpoint was written yet)'}")
+    self.step.assign(step)
+    self.last_metrics = values
+    return values, images
+
+  def _report(self, run: _StageRun, step, values, images, stage_done, to_log) -> None:
+    """The log line and event every log_every steps (and at a stage's or the
+    run's end), TensorBoard summaries every summary_every steps."""
+    tcfg = self.tcfg
+    images = images if step % tcfg.image_summary_every == 0 else None
+    if step % tcfg.log_every == 0 or step == tcfg.train_steps or stage_done:
+      now = time.time()
+      ex_per_s = (step - run.n_last) * run.stage.batch_size / max(now - run.t_last, 1e-9)
+      run.t_last, run.n_last = now, step
+      lr = float(self._current_lr())
+      self._log_step(step, run.stage.index, values, lr, ex_per_s, to_log)
+      self._summaries(step, run.stage, values, lr, ex_per_s, images)
+    elif step % tcfg.summary_every == 0:
+      self._summaries(step, run.stage, values, float(self._current_lr()), None, images)
+
+  def _finish(self, handler) -> Dict[str, Any]:
+    """The last save and validation; -> the final metrics."""
+    if self._step() != self._last_saved:
+      self.save()
+    result = dict(self.last_metrics)
+    result.update(self._validate(self._step()))
+    result["step"] = self._step()
+    result["stage"] = self._stage_index()
+    self._event("done", **{k: v for k, v in result.items() if isinstance(v, (int, float))})
+    if handler is not None:
+      runtime.remove_handler_scratch(self.strategy, self.model_dir, self.is_chief)
+    return result
 
   def _current_lr(self):
     """The learning rate of the last update (tf_keras optimizers report the
@@ -497,24 +363,24 @@ class Trainer:
       return lr(opt.iterations).numpy()
     return tf.convert_to_tensor(lr).numpy()
 
-  def _log_step(self, step, stage, values, lr, ex_per_s, to_log):
-    text = (f"step {step}/{self.tcfg.train_steps} stage {stage} loss {values['loss']:.4f} "
+  def _log_step(self, step, stage_index, values, lr, ex_per_s, to_log):
+    text = (f"step {step}/{self.tcfg.train_steps} stage {stage_index} loss {values['loss']:.4f} "
             + " ".join(f"{k} {v:.4g}" for k, v in sorted(values.items())
                        if k not in ("loss", "applied"))
             + f" lr {lr:.3g} {ex_per_s:.1f} ex/s")
     if to_log and self.is_chief:
       log.info(text)
-    self._event("step", step=step, stage=stage, lr=lr, examples_per_sec=ex_per_s,
+    self._event("step", step=step, stage=stage_index, lr=lr, examples_per_sec=ex_per_s,
                 **{k: v for k, v in values.items() if k != "applied"})
 
-  def _summaries(self, step, stage, phase, values, lr, ex_per_s, images):
+  def _summaries(self, step, stage: Stage, values, lr, ex_per_s, images):
     with self._writer.as_default(step=step):
       for k, v in values.items():
         if k != "applied":
           summaries.scalar(f"train/{k}", v)
       summaries.scalar("train/learning_rate", lr)
-      summaries.scalar("train/stage", stage)
-      for k, v in phase.info.items():
+      summaries.scalar("train/stage", stage.index)
+      for k, v in stage.info.items():
         summaries.scalar(f"train/{k}", v)
       if ex_per_s is not None:
         summaries.scalar("train/examples_per_sec", ex_per_s)
