@@ -2,17 +2,19 @@
 
 Every configuration is a (possibly nested) dataclass. Loading is strict:
 unknown keys, wrong types and failed validation raise `ConfigError` naming the
-dotted key, before any work starts. `--set key.sub=value` style overrides are
-applied with `apply_overrides`.
+dotted key, before any work starts. `--set key.sub=value` overrides (a list
+element by index: `--set trainer.stages[1].steps=5`) are applied with
+`apply_overrides`, the one override parser of every command.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
-from typing import Any, Dict, Iterable, Mapping, Optional, Type, TypeVar
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Type, TypeVar, Union
 
 import yaml
 
@@ -197,20 +199,80 @@ def parse_override(text: str):
   return key, value
 
 
+_KEY_PART = re.compile(r"([^\[\]]*)((?:\[-?\d+\])*)")
+_INDEX = re.compile(r"\[(-?\d+)\]")
+
+
+def override_path(key: str, text: str = "") -> List[Union[str, int]]:
+  """'trainer.stages[1].steps' -> ['trainer', 'stages', 1, 'steps'].
+
+  A list element is named by its index in brackets (`stages[1]`) or as a
+  numeric dotted part (`stages.1`); both forms index the same element.
+  """
+  text = text or key
+  parts: List[Union[str, int]] = []
+  for piece in key.split("."):
+    m = _KEY_PART.fullmatch(piece)
+    if m is None or not (m.group(1) or m.group(2)):
+      raise ConfigError(f"override {text!r}: cannot parse key part {piece!r} (use "
+                        "name, name[index] or a numeric index)")
+    if m.group(1):
+      parts.append(m.group(1))
+    parts.extend(int(i) for i in _INDEX.findall(m.group(2)))
+  return parts
+
+
+def _list_index(node: list, part: Union[str, int], where: str, text: str) -> int:
+  try:
+    idx = int(part)
+  except ValueError:
+    raise ConfigError(f"override {text!r}: '{where}' is a list; '{part}' must be an "
+                      "index") from None
+  if not -len(node) <= idx < len(node):
+    raise ConfigError(f"override {text!r}: index {idx} of '{where}' out of range (the list "
+                      f"has {len(node)} elements)")
+  return idx
+
+
 def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, Any]:
-  """Applies dotted `key=value` overrides to a raw config dict (before from_dict)."""
+  """Applies dotted `key=value` overrides to a raw config dict (before from_dict).
+
+  The one `--set` parser of every command (train.train, model.summary): a
+  key is dotted section names, and a list element is reached with its index,
+  `trainer.stages[1].steps=5` (or `trainer.stages.1.steps=5`). Missing
+  sections are created; indexing needs the list to be in the config.
+  """
   for text in overrides or ():
     key, value = parse_override(text)
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-      child = node.get(part)
-      if child is None:
-        child = node[part] = {}
-      if not isinstance(child, dict):
-        raise ConfigError(f"override {text!r}: '{part}' is not a section")
+    parts = override_path(key, text)
+    node: Any = data
+    where = ""
+    for i, part in enumerate(parts):
+      last = i == len(parts) - 1
+      if isinstance(node, list):
+        idx = _list_index(node, part, where, text)
+        if last:
+          node[idx] = value
+          break
+        child = node[idx]
+      elif isinstance(part, int):
+        raise ConfigError(f"override {text!r}: '{where or part}' is not a list in the config, "
+                          f"so it has no element [{part}] (set the whole list instead)")
+      elif last:
+        node[part] = value
+        break
+      else:
+        child = node.get(part)
+        if child is None:
+          child = node[part] = {}
+      where = f"{where}[{part}]" if isinstance(node, list) else (
+          f"{where}.{part}" if where else str(part))
+      if not isinstance(child, (dict, list)):
+        if isinstance(parts[i + 1], int):
+          raise ConfigError(f"override {text!r}: '{where}' is not a list in the config, so it "
+                            f"has no element [{parts[i + 1]}] (set the whole list instead)")
+        raise ConfigError(f"override {text!r}: '{where}' is not a section")
       node = child
-    node[parts[-1]] = value
   return data
 
 

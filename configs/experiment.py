@@ -4,11 +4,12 @@ Every YAML in configs/ has these five top-level sections. `load_experiment`
 is the strict loader the training entry point uses: an unknown key or a bad
 value anywhere raises `ConfigError` naming the dotted key before any data is
 read or any variable is built. The `model` section is parsed by the task's
-own model config class from `configs.model` (Engineer C's file), so this
-module stays agnostic of the networks' hyper-parameters.
+own model config class from `configs.model` (which also defines the task
+names), so this module stays agnostic of the networks' hyper-parameters.
 
 Overrides use dotted keys (`--set trainer.train_steps=100`); a list element of
-the curriculum is reached with its index (`--set trainer.stages.0.steps=5`).
+the curriculum is reached with its index (`--set trainer.stages[0].steps=5`),
+parsed by `configs.base.apply_overrides` as in every command.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from configs import base
 from configs.base import ConfigError, require
-
-TASKS = ("re3", "rl_agent")
+from configs.model import MODEL_CLASSES, TASKS
 DISTRIBUTIONS = ("one_device", "mirrored", "multi_worker_mirrored")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "piecewise", "linear")
@@ -300,55 +300,9 @@ class ExperimentConfig:
 
 def model_config_class(task: str):
   """The configs.model dataclass that parses the `model` section of `task`."""
-  from configs import model as model_configs  # Engineer C's module
-  if task == "re3":
-    return model_configs.Re3ModelConfig
-  if task == "rl_agent":
-    return model_configs.RLAgentConfig
-  raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
-
-
-def _apply_overrides(raw: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, Any]:
-  """Dotted overrides; like configs.base.apply_overrides but a numeric part
-  indexes into a list (trainer.stages.1.batch_size=8)."""
-  for text in overrides or ():
-    key, value = base.parse_override(text)
-    parts = key.split(".")
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-      if isinstance(node, list):
-        node = _list_item(node, part, text)
-        continue
-      child = node.get(part)
-      if child is None:
-        child = node[part] = {}
-      if not isinstance(child, (dict, list)):
-        raise ConfigError(f"override {text!r}: '{'.'.join(parts[:i + 1])}' is not a section")
-      node = child
-    last = parts[-1]
-    if isinstance(node, list):
-      idx = _index(node, last, text)
-      node[idx] = value
-    else:
-      node[last] = value
-  return raw
-
-
-def _index(node: list, part: str, text: str) -> int:
-  try:
-    idx = int(part)
-  except ValueError:
-    raise ConfigError(f"override {text!r}: '{part}' must be a list index") from None
-  if not -len(node) <= idx < len(node):
-    raise ConfigError(f"override {text!r}: index {idx} out of range (list has {len(node)})")
-  return idx
-
-
-def _list_item(node: list, part: str, text: str):
-  item = node[_index(node, part, text)]
-  if not isinstance(item, dict):
-    raise ConfigError(f"override {text!r}: element {part} is not a section")
-  return item
+  if task not in MODEL_CLASSES:
+    raise ConfigError(f"task must be one of {list(TASKS)}, got {task!r}")
+  return MODEL_CLASSES[task]
 
 
 def from_raw(raw: Dict[str, Any], where: str = "config") -> ExperimentConfig:
@@ -393,7 +347,7 @@ def load_experiment(path: Optional[str], overrides: Iterable[str] = (),
                     data: Optional[Dict[str, Any]] = None) -> ExperimentConfig:
   """Full strict loader: YAML file (or `data`), dotted overrides, validation."""
   raw = base.load_yaml(path) if path else dict(data or {})
-  raw = _apply_overrides(raw, overrides)
+  raw = base.apply_overrides(raw, overrides)
   return from_raw(raw, where=path or "config")
 
 

@@ -23,7 +23,6 @@ from typing import Iterable, Tuple, Union
 from configs import base
 from configs.base import ConfigError, require
 
-TASKS = ("re3", "rl_agent")
 PEEPHOLE_MODES = ("diagonal", "full", "none")
 
 
@@ -208,7 +207,8 @@ class RLAgentConfig:
 
 
 ModelConfig = Union[Re3ModelConfig, RLAgentConfig]
-MODEL_CLASSES = {"re3": Re3ModelConfig, "rl_agent": RLAgentConfig}
+MODEL_CLASSES = {"re3": Re3ModelConfig, "rl_agent": RLAgentConfig}  # task -> model config
+TASKS = tuple(MODEL_CLASSES)  # the `task` values of an experiment YAML
 
 
 def model_config_from_dict(task: str, data, where: str = "model") -> ModelConfig:

@@ -20,9 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("config", None, "Experiment YAML with `task` and `model` sections.")
-flags.DEFINE_multi_string("set", [], "Override a model field, e.g. --set model.fc6_units=512.")
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__, or a test's own FlagValues) so importing
+  this module beside other entry points never clashes."""
+  flags.DEFINE_string("config", None, "Experiment YAML with `task` and `model` sections.",
+                      flag_values=flag_values)
+  flags.DEFINE_multi_string("set", [], "Override a model field, e.g. --set model.fc6_units=512 "
+                            "or --set model.conv_filters[0]=48 (configs.base.apply_overrides).",
+                            flag_values=flag_values)
 
 
 def layer_table(model) -> List[str]:
@@ -68,13 +74,16 @@ def summarize(config_path: str, overrides=()) -> List[str]:
   return lines
 
 
-def main(argv):
-  del argv
-  if not FLAGS.config:
+def main(argv, flag_values=None):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flag_values or flags.FLAGS
+  if not f.config:
     raise app.UsageError("--config is required")
-  for line in summarize(FLAGS.config, FLAGS.set):
+  for line in summarize(f.config, f.set):
     print(line)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -6,10 +6,13 @@ import time
 
 import pytest
 import yaml
+from absl import flags
 
 from configs import experiment
 from configs.base import ConfigError
+from model import summary
 from tests.train_helpers import REPO, SMOKE, run_train
+from train import train as train_entry
 
 
 def _write(tmp_path, data, name="exp.yaml"):
@@ -67,6 +70,41 @@ def test_dotted_overrides_reach_lists_and_sections():
   assert cfg.trainer.stages[1].self_train_prob == 0.25
   assert cfg.runtime.mixed_precision == "mixed_bfloat16"
   assert cfg.model.crop_size == 64
+
+
+def test_list_index_overrides_in_brackets_equal_dotted_indices():
+  brackets = experiment.load_experiment(SMOKE, ["trainer.stages[1].steps=5",
+                                                "model.conv_filters[-1]=24"])
+  dotted = experiment.load_experiment(SMOKE, ["trainer.stages.1.steps=5",
+                                              "model.conv_filters.-1=24"])
+  assert brackets.trainer.stages[1].steps == 5 and brackets.model.conv_filters[-1] == 24
+  assert experiment.config_diff(brackets, dotted) == []
+  with pytest.raises(ConfigError, match=r"index 2 of 'trainer.stages' out of range"):
+    experiment.load_experiment(SMOKE, ["trainer.stages[2].steps=5"])
+  with pytest.raises(ConfigError, match=r"'trainer.train_steps' is not a list"):
+    experiment.load_experiment(SMOKE, ["trainer.train_steps[0]=5"])
+
+
+def test_train_and_summary_commands_parse_the_same_set_syntax(tmp_path):
+  """--set of train.train and of model.summary go through one parser: the
+  same list-index override gives the same model config in both."""
+  sets = ["model.conv_filters[0]=12", "model.skip_filters[2]=6", "trainer.stages[1].steps=5"]
+  train_flags, summary_flags = flags.FlagValues(), flags.FlagValues()
+  train_entry.define_flags(train_flags)
+  summary.define_flags(summary_flags)
+  set_args = [a for s in sets for a in ("--set", s)]
+  train_flags(["train", "--config", SMOKE, "--model_dir", str(tmp_path)] + set_args)
+  summary_flags(["summary", "--config", SMOKE] + set_args)
+  assert train_flags.set == summary_flags.set == sets
+  cfg = train_entry.load_config(train_flags.config, str(tmp_path), train_flags.set)
+  assert cfg.trainer.stages[1].steps == 5
+  lines = summary.summarize(summary_flags.config, summary_flags.set)
+  raw = _smoke_raw()
+  raw["model"]["conv_filters"][0] = 12
+  raw["model"]["skip_filters"][2] = 6
+  assert cfg.model == experiment.load_experiment(_write(tmp_path, raw)).model
+  assert lines[-1] == summary.summarize(_write(tmp_path, raw, "direct.yaml"))[-1]
+  assert lines[-1] != summary.summarize(SMOKE)[-1]
 
 
 def test_saved_config_round_trips(tmp_path):

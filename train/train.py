@@ -21,7 +21,8 @@ import sys
 
 from absl import app, flags
 
-FLAGS = flags.FLAGS
+from configs import experiment
+from configs.base import ConfigError
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -31,7 +32,8 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
   flags.DEFINE_string("model_dir", None, "Checkpoints, summaries, config.yaml, train_log.jsonl.",
                       flag_values=flag_values)
-  flags.DEFINE_multi_string("set", [], "Dotted override, e.g. --set trainer.train_steps=100.",
+  flags.DEFINE_multi_string("set", [], "Dotted override, e.g. --set trainer.train_steps=100 or "
+                            "--set trainer.stages[1].steps=5 (configs.base.apply_overrides).",
                             flag_values=flag_values)
   flags.DEFINE_bool("toy_records", False,
                     "Write a tiny synthetic record set into MODEL_DIR/toy_records and train on "
@@ -41,20 +43,20 @@ log = logging.getLogger("train")
 
 
 def build_task(cfg):
+  # The task modules import TensorFlow: only once the config is known to be good.
   if cfg.task == "re3":
-    from train.re3_task import Re3Task
+    from train.re3_task import Re3Task  # pylint: disable=g-import-not-at-top
     return Re3Task(cfg)
-  from train.rl_task import RLTask
+  from train.rl_task import RLTask  # pylint: disable=g-import-not-at-top
   return RLTask(cfg)
 
 
 def load_config(config_path, model_dir, overrides):
   """The experiment config for this run (and warnings for a changed restart)."""
-  from configs import experiment
   saved = os.path.join(model_dir, "config.yaml")
   path = config_path or saved
   if not config_path and not os.path.exists(saved):
-    raise experiment.ConfigError(f"no --config given and {saved} does not exist")
+    raise ConfigError(f"no --config given and {saved} does not exist")
   cfg = experiment.load_experiment(path, overrides)
   if config_path and os.path.exists(saved):
     prev = experiment.load_experiment(saved)
@@ -66,7 +68,8 @@ def load_config(config_path, model_dir, overrides):
 
 def check_data(cfg) -> None:
   """Fails early (exit 2) when a record directory is missing or empty."""
-  from train import data
+  # train.data imports TensorFlow: only once the config is known to be good.
+  from train import data  # pylint: disable=g-import-not-at-top
   dirs = cfg.data.dirs()
   if not dirs:
     raise data.DataError("data.train_dir is empty: point it at record directories with "
@@ -81,7 +84,6 @@ def check_data(cfg) -> None:
 
 def run(config_path, model_dir, overrides, toy_records=False):
   """Loads, checks and trains; returns the trainer's final metrics."""
-  from configs import experiment
   model_dir = experiment.resolve_path(model_dir)
   cfg = load_config(config_path, model_dir, overrides)
   return run_config(cfg, model_dir, toy_records)
@@ -89,9 +91,10 @@ def run(config_path, model_dir, overrides, toy_records=False):
 
 def run_config(cfg, model_dir, toy_records=False):
   """Trains a loaded config (TensorFlow is imported from here on)."""
-  from configs import experiment
+  # TensorFlow is imported only once the config is known to be good.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from train import runtime, toy_data, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
   if toy_records:
-    from train import toy_data
     toy_dir = os.path.join(model_dir, "toy_records")
     if not toy_data.toy_records_exist(toy_dir):
       channels = cfg.data.channels
@@ -99,9 +102,7 @@ def run_config(cfg, model_dir, toy_records=False):
                                  fmt="jpeg" if channels == 3 else "png")
     cfg.data.train_dir = toy_dir
   check_data(cfg)
-  from train import runtime, trainer as trainer_lib
   strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
-  import tensorflow as tf
   tf.random.set_seed(cfg.runtime.seed)
   tr = trainer_lib.Trainer(cfg, model_dir, build_task(cfg), strategy=strategy)
   if tr.is_chief:
@@ -109,25 +110,25 @@ def run_config(cfg, model_dir, toy_records=False):
   return tr.train()
 
 
-def main(argv):
+def main(argv, flag_values=None):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flag_values or flags.FLAGS
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-  from configs.base import ConfigError
-  if not FLAGS.model_dir:
+  if not f.model_dir:
     print("error: --model_dir is required", file=sys.stderr)
     return 2
-  from configs import experiment
-  model_dir = experiment.resolve_path(FLAGS.model_dir)
+  model_dir = experiment.resolve_path(f.model_dir)
   try:  # no TensorFlow work before the config is known to be good
-    cfg = load_config(FLAGS.config, model_dir, FLAGS.set)
+    cfg = load_config(f.config, model_dir, f.set)
   except ConfigError as e:
     print(f"config error: {e}", file=sys.stderr)
     return 2
-  from train.data import DataError
-  from train.trainer import TrainingDiverged
+  # TensorFlow is imported only once the config is known to be good.
+  from train.data import DataError  # pylint: disable=g-import-not-at-top
+  from train.trainer import TrainingDiverged  # pylint: disable=g-import-not-at-top
   try:
-    result = run_config(cfg, model_dir, FLAGS.toy_records)
+    result = run_config(cfg, model_dir, f.toy_records)
   except (ConfigError, DataError) as e:
     print(f"{'config' if isinstance(e, ConfigError) else 'data'} error: {e}", file=sys.stderr)
     return 2
