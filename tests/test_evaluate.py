@@ -1,5 +1,5 @@
 """Evaluation end to end (real OTB/VOT frames, moving-MNIST style records),
-the comparison trackers, and the model.track command line."""
+the comparison trackers, and the train.evaluate / train.track command lines."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from model import geometry as g
-from train import baselines, evaluate, metrics, protocols
+from train import evaluate, track
+from train.eval import baselines, datasets, experiment, frames, metrics, protocols
 from tests import tracking_utils as tu
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,13 @@ def test_stay_put_and_bad_input():
 
 
 # ---------------------------------------------------------------------------
-# train.evaluate
+# train.eval.experiment
 # ---------------------------------------------------------------------------
 
 
 def test_ope_side_by_side_on_otb(shared_dir, re3_dir, tmp_path):
   out = str(tmp_path / "ope")
-  perf = evaluate.evaluate(re3_dir, f"otb:{_otb(shared_dir)}", "ope", out,
+  perf = experiment.evaluate(re3_dir, f"otb:{_otb(shared_dir)}", "ope", out,
                            trackers=["re3", "stay", "kcf"], sequences=["Man", "Crossing"],
                            max_frames=10, progress=False)
   with open(os.path.join(out, "performance.json")) as f:
@@ -98,11 +99,11 @@ def test_ope_side_by_side_on_otb(shared_dir, re3_dir, tmp_path):
 def test_vot_protocol_matches_direct_run(shared_dir, tmp_path):
   vot = str(shared_dir / "data" / "tracking" / "vot")
   out = str(tmp_path / "vot")
-  evaluate.evaluate(None, f"vot:{vot}", "vot", out, trackers=["stay"], max_frames=80,
+  experiment.evaluate(None, f"vot:{vot}", "vot", out, trackers=["stay"], max_frames=80,
                     progress=False)
   with open(os.path.join(out, "performance.json")) as f:
     saved = json.load(f)
-  seq = evaluate.load_sequences("vot", vot, max_frames=80)[0]
+  seq = datasets.load_sequences("vot", vot, max_frames=80)[0]
   run = protocols.run_supervised(baselines.StayPutTracker(), seq.frames, seq.gt_xyxy, skip=5)
   want = protocols.supervised_scores(run, seq.gt_xyxy, burn_in=10)
   s = saved["trackers"]["stay"]["summary"]
@@ -144,19 +145,19 @@ def test_mnist_records_with_the_rl_agent_vid_and_occlusion(tmp_path):
   agent = tu.tiny_rl(seed=7)
   model_dir = tu.make_model_dir(str(tmp_path / "rl"), agent, "rl_agent", sub="")
   out = str(tmp_path / "vid")
-  perf = evaluate.evaluate(model_dir, f"mnist:{records}", "vid", out, trackers=["re3", "stay"],
+  perf = experiment.evaluate(model_dir, f"mnist:{records}", "vid", out, trackers=["re3", "stay"],
                            progress=False)
   rl = perf["trackers"]["rl_agent"]
   assert rl["rl_paper"]["predictions"] == 24        # the agent predicts every frame
   assert perf["trackers"]["stay"]["rl_paper"]["predictions"] == 22
   # the agent's boxes are its own unrolled predictions, recomputed here
-  seqs = evaluate.load_sequences("mnist", records)
+  seqs = datasets.load_sequences("mnist", records)
   frames = np.stack([np.stack([f[..., 0] for f in (s.frames[i] for i in range(12))])
                      for s in seqs])[..., None]
   mu, _ = agent.unroll(frames)
   want = agent.decode_actions(mu).numpy()
   for s, w in zip(seqs, want):
-    got = np.loadtxt(os.path.join(out, "boxes", "rl_agent", evaluate._safe(s.name) + ".txt"),
+    got = np.loadtxt(os.path.join(out, "boxes", "rl_agent", experiment._safe(s.name) + ".txt"),
                      delimiter=",")
     np.testing.assert_allclose(g.xywh_to_xyxy(got), w, atol=0.02)
   errs = [metrics.center_errors(w, s.gt_xyxy) for s, w in zip(seqs, want)]
@@ -169,16 +170,16 @@ def test_mnist_records_with_the_rl_agent_vid_and_occlusion(tmp_path):
 
 def test_bad_arguments_are_clear(tmp_path, shared_dir):
   with pytest.raises(ValueError, match="KIND:DIR"):
-    evaluate.evaluate(None, "otb", "ope", str(tmp_path), ["stay"])
+    experiment.evaluate(None, "otb", "ope", str(tmp_path), ["stay"])
   with pytest.raises(ValueError, match="unknown"):
-    evaluate.evaluate(None, f"kitti:{tmp_path}", "ope", str(tmp_path), ["stay"])
+    experiment.evaluate(None, f"kitti:{tmp_path}", "ope", str(tmp_path), ["stay"])
   with pytest.raises(ValueError, match="needs --model"):
-    evaluate.evaluate(None, f"otb:{_otb(shared_dir)}", "ope", str(tmp_path), ["re3"])
+    experiment.evaluate(None, f"otb:{_otb(shared_dir)}", "ope", str(tmp_path), ["re3"])
   with pytest.raises(ValueError, match="not in"):
-    evaluate.evaluate(None, f"otb:{_otb(shared_dir)}", "ope", str(tmp_path), ["stay"],
+    experiment.evaluate(None, f"otb:{_otb(shared_dir)}", "ope", str(tmp_path), ["stay"],
                       sequences=["NoSuch"])
   with pytest.raises(ValueError, match="no track records"):
-    evaluate.evaluate(None, f"mnist:{tmp_path}", "ope", str(tmp_path), ["stay"])
+    experiment.evaluate(None, f"mnist:{tmp_path}", "ope", str(tmp_path), ["stay"])
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +205,6 @@ def test_evaluate_command_line(shared_dir, tmp_path, capsys):
 
 
 def test_track_command_line_frames_list_and_render(shared_dir, re3_dir, tmp_path, capsys):
-  from model import track
   seq_dir = os.path.join(_otb(shared_dir), "Man")
   # an image-list file (relative paths) with an explicit box, rendered as GIF
   listing = tmp_path / "frames.txt"
@@ -224,14 +224,28 @@ def test_track_command_line_frames_list_and_render(shared_dir, re3_dir, tmp_path
   _main(track, ["--model", re3_dir, "--input", seq_dir, "--max_frames", "3"])
   printed = capsys.readouterr().out.splitlines()
   assert printed[0] == "68.00,47.00,26.00,39.00" and len(printed) == 3  # 1-based 69,48 -> 0-based
-  assert track.detect_kind(str(shared_dir / "data" / "tracking" / "vot" / "bag")) == "vot"
+  assert frames.detect_kind(str(shared_dir / "data" / "tracking" / "vot" / "bag")) == "vot"
   with pytest.raises(ValueError, match="4 values"):
     track.parse_box("1,2,3")
   with pytest.raises(ValueError, match="no image files"):
-    track.FrameSource(str(_empty(tmp_path)))
+    frames.FrameSource(str(_empty(tmp_path)))
 
 
 def _empty(tmp_path):
   d = tmp_path / "empty"
   d.mkdir(exist_ok=True)
   return d
+
+
+def test_command_help_exits_zero():
+  """--help of both commands (run() is also the re3-track console script) prints the
+  command's own flags and exits 0 (absl's own --help exits 1)."""
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for module, flag in (("train.track", "--input"), ("train.evaluate", "--dataset")):
+    got = subprocess.run([sys.executable, "-c", f"import {module} as m; m.run(['x', '--help'])"],
+                         cwd=root, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert got.returncode == 0, got.stderr[-2000:]
+    assert flag in got.stdout and "--reset_period" in got.stdout and "(default: '32')" in got.stdout

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from model import geometry as g
-from train import metrics as m
-from train import protocols as p
+from train.eval import metrics as m
+from train.eval import protocols as p
 
 
 def _box(x, y=0.0, w=10.0, h=10.0):
@@ -198,7 +198,7 @@ def test_supervised_reinitializes_five_frames_after_a_failure():
 
 
 def test_supervised_stay_put_drops_when_target_leaves():
-  from train.baselines import StayPutTracker
+  from train.eval.baselines import StayPutTracker
   n = 40
   gt = np.array([_box(2.0 * i) for i in range(n)])  # 10 px box moving 2 px/frame
   frames = [np.zeros([60, 200, 3], np.uint8)] * n

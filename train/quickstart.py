@@ -215,7 +215,7 @@ def export(model_dir: str, export_dir: str) -> Dict[str, str]:
 
 def available_trackers(names: Sequence[str]) -> List[str]:
   """The comparison trackers that can run here (OpenCV ones need cv2)."""
-  from train import baselines  # pylint: disable=g-import-not-at-top
+  from train.eval import baselines  # pylint: disable=g-import-not-at-top
   out = []
   for n in names:
     try:
@@ -230,13 +230,13 @@ def track(export_dir: str, seq_root: str, seq_name: str, eval_dir: str, compare:
           max_frames: int, progress: bool) -> Dict[str, object]:
   """train.evaluate's one-pass run of Re3 (the export) and the comparison
   trackers on the one sequence; returns its performance dict."""
-  from train import evaluate as evaluate_lib  # pylint: disable=g-import-not-at-top
+  from train.eval import experiment  # pylint: disable=g-import-not-at-top
   trackers = ["re3"] + available_trackers(compare)
   print(f"  python -m train.evaluate --model {export_dir} --dataset otb:{seq_root} "
         f"--sequences {seq_name} --protocol ope --trackers {','.join(trackers)} "
         f"--output_dir {eval_dir}" + (f" --max_frames {max_frames}" if max_frames else ""))
-  return evaluate_lib.evaluate(export_dir, f"otb:{seq_root}", "ope", eval_dir, trackers,
-                               sequences=[seq_name], max_frames=max_frames, progress=progress)
+  return experiment.evaluate(export_dir, f"otb:{seq_root}", "ope", eval_dir, trackers,
+                             sequences=[seq_name], max_frames=max_frames, progress=progress)
 
 
 def _read_boxes(path: str) -> np.ndarray:
@@ -246,15 +246,15 @@ def _read_boxes(path: str) -> np.ndarray:
 
 def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
                max_frames: int = 0, fps: float = 15.0, max_gif_frames: int = 150) -> str:
-  """The tracked sequence with Re3's boxes (green; model.track.draw_box) and
-  the ground truth (yellow), written with model.track.Renderer. Longer
+  """The tracked sequence with Re3's boxes (green; train.eval.render.draw_box) and
+  the ground truth (yellow), written with train.eval.render.Renderer. Longer
   sequences are drawn every k-th frame (at most `max_gif_frames` frames, at
   fps * k so the clip keeps its duration): a GIF of real video costs ~60 kB
   a frame."""
   from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
   from model import geometry  # pylint: disable=g-import-not-at-top
-  from model.track import Renderer, draw_box  # pylint: disable=g-import-not-at-top
-  from train.evaluate import load_sequences  # pylint: disable=g-import-not-at-top
+  from train.eval.datasets import load_sequences  # pylint: disable=g-import-not-at-top
+  from train.eval.render import Renderer, draw_box  # pylint: disable=g-import-not-at-top
   seq = load_sequences("otb", seq_root, names=[seq_name], max_frames=max_frames)[0]
   pred = _read_boxes(boxes_path)
   gt = geometry.xyxy_to_xywh(seq.gt_xyxy)

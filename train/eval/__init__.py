@@ -12,6 +12,7 @@
   frames      frame sources of the track command: image folders, videos, image lists,
               benchmark sequence folders
   render      annotated GIF / MP4 writer
+  cli         what the two command lines share (--help that exits 0)
 
 The command lines are thin wrappers: `python -m train.evaluate` and `python -m train.track`.
 """

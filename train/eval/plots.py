@@ -7,7 +7,7 @@ as the OTB toolkit draws them.
 from __future__ import annotations
 
 import os
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping
 
 import numpy as np
 
@@ -111,3 +111,37 @@ def ope_plots(output_dir: str, summaries: Mapping[str, Mapping], suffix: str = "
           os.path.join(output_dir, f"norm_precision{suffix}.png"), summaries,
           "Normalized precision plot (OPE)" + title_suffix),
   }
+
+
+def _ope_plot_input(summary, curves):
+  return {"success_curve": curves["success"], "precision_curve": curves["precision"],
+          "norm_precision_curve": curves["norm_precision"], "success_auc": summary["success_auc"],
+          "precision_20px": summary["precision_20px"],
+          "norm_precision_auc": summary["norm_precision_auc"]}
+
+
+def performance_plots(protocol: str, results: Mapping[str, Mapping], out_dir: str,
+                      title: str) -> List[str]:
+  """The figures of performance.json's `trackers` blocks (train/eval/scoring.py): every
+  tracker on one figure per plot kind; `_occluded` twins where the data has occlusion."""
+  paths: List[str] = []
+  occ = {n: r["occluded"] for n, r in results.items() if "occluded" in r}
+  if protocol == "ope":
+    main = {n: _ope_plot_input(r["summary"], r["curves"]) for n, r in results.items()}
+    paths += ope_plots(out_dir, main, "", f" - {title}").values()
+    occ = {n: _ope_plot_input(o, o["curves"]) for n, o in occ.items() if o["frames"]}
+    if occ:
+      paths += ope_plots(out_dir, occ, "_occluded", f" - {title}, occluded").values()
+  elif protocol == "vid":
+    main = {n: {"fraction_above_curve": r["curves"]["fraction_above"], "auc": r["summary"]["auc"]}
+            for n, r in results.items()}
+    paths.append(vid_plot(os.path.join(out_dir, "vid.png"), main,
+                          f"Boxes above IoU threshold - {title}"))
+    if occ:
+      paths.append(vid_plot(os.path.join(out_dir, "vid_occluded.png"), occ,
+                            f"Boxes above IoU threshold - {title}, occluded"))
+  else:
+    paths.append(accuracy_robustness_plot(
+        os.path.join(out_dir, "accuracy_robustness.png"),
+        {n: r["summary"] for n, r in results.items()}, f"VOT supervised - {title}"))
+  return paths

@@ -16,17 +16,17 @@ test doubles all run through the same code.
                     (train/eval/metrics.vot_sequence).
 
 Frames are read lazily through a sequence-like object (`frames[i]` -> RGB
-array), so a supervised run never decodes the frames it skips and long
-sequences never sit in memory. Per-frame tracker time is measured around
-`init`/`update` only (image decoding is excluded), which is what FPS in
-tracking papers reports.
+array; train/eval/datasets.py builds them), so a supervised run never decodes
+the frames it skips and long sequences never sit in memory. Per-frame tracker
+time is measured around `init`/`update` only (image decoding is excluded),
+which is what FPS in tracking papers reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -56,23 +56,6 @@ class SequenceRun:
 
   def pred_xywh(self) -> np.ndarray:
     return geometry.xyxy_to_xywh(self.pred_xyxy)
-
-
-class LazyFrames:
-  """`frames[i]` decodes frame i on demand with `loader` (default: pipelines.images)."""
-
-  def __init__(self, paths: Sequence[str], loader: Optional[Callable[[str], np.ndarray]] = None):
-    self.paths = list(paths)
-    if loader is None:
-      from pipelines.images import load_image_rgb  # pylint: disable=g-import-not-at-top
-      loader = load_image_rgb
-    self.loader = loader
-
-  def __len__(self):
-    return len(self.paths)
-
-  def __getitem__(self, i):
-    return self.loader(self.paths[i])
 
 
 def _check(frames, gt_xyxy, name):

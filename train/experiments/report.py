@@ -109,7 +109,7 @@ def real_rows(perfs: Dict[str, Dict[str, object]]) -> List[Dict[str, object]]:
 def pooled_rows(perfs: Dict[str, Dict[str, object]]) -> List[Dict[str, object]]:
   """One row per tracker evaluated in every dataset directory: the one-pass
   scores over all their sequences together, averaged per sequence as within
-  a dataset (train.metrics.ope_summary), so 7 OTB sequences and the VOT bag
+  a dataset (train.eval.metrics.ope_summary), so 7 OTB sequences and the VOT bag
   count as 8 sequences."""
   per_tracker: Dict[str, List[Dict[str, object]]] = {}
   for perf in perfs.values():

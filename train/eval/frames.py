@@ -1,0 +1,130 @@
+"""Frame sources of the track command: what `--input` can be.
+
+  * a benchmark sequence folder (OTB, VOT, LaSOT, GOT-10k; a given kind or one
+    detected from its ground-truth files) or a UAV123 annotation file (kind
+    uav123), read by pipelines.readers.sequences: tracking starts at its first
+    valid ground-truth row, whose box is `first_box_xywh`;
+  * a folder of frames (image files, natural sort order of names);
+  * a video file (VIDEO_EXTENSIONS; needs OpenCV, the `opencv` extra);
+  * an image-list file: one image path per line, relative to the list's folder
+    (blank lines and `#` comments skipped).
+
+Frames are decoded lazily, one at a time, as HxWx3 uint8 RGB.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from model import geometry
+from pipelines.images import load_image_rgb
+from pipelines.readers import fs
+from pipelines.readers import sequences as sequence_readers
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def natural_key(name: str):
+  """Sort key that orders `frame2` before `frame10`."""
+  return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
+
+
+def detect_kind(folder: str) -> Optional[str]:
+  """Benchmark layout of a sequence folder from its ground-truth files, else None."""
+  names = set(os.listdir(folder))
+  if any(re.match(r"^groundtruth_rect(\.\d+)?\.txt$", n) for n in names):
+    return "otb"
+  if "groundtruth.txt" in names:
+    if "full_occlusion.txt" in names or "out_of_view.txt" in names:
+      return "lasot"
+    if "absence.label" in names or "cover.label" in names:
+      return "got10k"
+    return "vot"
+  return None
+
+
+def read_image_list(path: str) -> List[str]:
+  """Image paths of an image-list file; each must exist."""
+  base = os.path.dirname(os.path.abspath(path))
+  out = []
+  with open(path) as f:
+    for i, line in enumerate(f, start=1):
+      text = line.strip()
+      if not text or text.startswith("#"):
+        continue
+      p = text if os.path.isabs(text) else os.path.join(base, text)
+      if not os.path.isfile(p):
+        raise ValueError(f"{path}:{i}: image {text!r} not found")
+      out.append(p)
+  if not out:
+    raise ValueError(f"{path}: image list is empty")
+  return out
+
+
+class FrameSource:
+  """Frames of the input, decoded lazily, plus the ground-truth box if any."""
+
+  def __init__(self, path: str, kind: Optional[str] = None):
+    self.path = path
+    self.first_box_xywh: Optional[np.ndarray] = None
+    self._paths: Optional[List[str]] = None
+    self._video = None
+    if kind is not None and kind not in sequence_readers.KINDS:
+      raise ValueError(f"--kind must be one of {sequence_readers.KINDS}, got {kind!r}")
+    if not os.path.exists(path):
+      raise ValueError(f"--input {path!r} does not exist")
+    if os.path.isdir(path) or kind == "uav123":
+      kind = kind or (detect_kind(path) if os.path.isdir(path) else None)
+      if kind:
+        self._from_sequence(kind, path)
+      else:
+        names = sorted((n for n in os.listdir(path) if fs.is_image_file(n)), key=natural_key)
+        if not names:
+          raise ValueError(f"--input {path}: no image files and no ground truth found")
+        self._paths = [os.path.join(path, n) for n in names]
+    elif path.lower().endswith(VIDEO_EXTENSIONS):
+      self._video = path
+    else:
+      self._paths = read_image_list(path)
+
+  def _from_sequence(self, kind: str, path: str) -> None:
+    seq = sequence_readers.read_sequence(kind, path)
+    self._paths = list(seq.frame_paths)
+    valid = np.flatnonzero(np.all(np.isfinite(seq.boxes_xyxy), axis=1))
+    if valid.size:
+      first = int(valid[0])
+      self._paths = self._paths[first:]     # tracking starts where the target is first given
+      self.first_box_xywh = geometry.xyxy_to_xywh(seq.boxes_xyxy[first])
+
+  def __iter__(self) -> Iterator[np.ndarray]:
+    if self._paths is not None:
+      for p in self._paths:
+        yield load_image_rgb(p)
+      return
+    yield from _video_frames(self._video)
+
+
+def _video_frames(path: str) -> Iterator[np.ndarray]:
+  try:
+    import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError("reading video files needs opencv-contrib-python-headless") from e
+  cap = cv2.VideoCapture(path)
+  if not cap.isOpened():
+    raise ValueError(f"{path}: cannot open video")
+  try:
+    n = 0
+    while True:
+      ok, frame = cap.read()
+      if not ok:
+        break
+      n += 1
+      yield np.ascontiguousarray(frame[..., ::-1])
+    if n == 0:
+      raise ValueError(f"{path}: no frames could be decoded")
+  finally:
+    cap.release()

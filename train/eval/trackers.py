@@ -1,0 +1,54 @@
+"""Tracker factories: evaluation and the track command get their trackers here.
+
+  re3, rl_agent   the model at --model (a training model_dir or a SavedModel export);
+                  either name runs whichever task the model is, under that task's name
+  kcf, csrt, mil  OpenCV's trackers (train/eval/baselines.py; the `opencv` extra)
+  stay            the stay-put floor
+
+Every tracker has `init(image_rgb, box_xywh)` and `update(image_rgb) -> (ok, box_xywh)`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional, Sequence
+
+from model.loading import load_graph
+from model.tracker import RESET_EVERY, Re3Tracker, RLAgentTracker
+from train.eval import baselines
+
+MODEL_TRACKERS = ("re3", "rl_agent")
+BASELINE_TRACKERS = tuple(baselines.BASELINES)
+TRACKERS = MODEL_TRACKERS + BASELINE_TRACKERS
+
+
+def load_tracker(model: str, reset_period: int = RESET_EVERY):
+  """Re3Tracker or RLAgentTracker from a SavedModel export or a training model_dir."""
+  task, graph = load_graph(model)
+  if task == "rl_agent":
+    return RLAgentTracker(graph)
+  return Re3Tracker(graph, reset_period)
+
+
+def tracker_factories(names: Sequence[str], model: Optional[str],
+                      reset_period: int = RESET_EVERY
+                      ) -> Dict[str, Callable[[], object]]:
+  """Name -> zero-argument constructor of a fresh tracker (one per sequence).
+
+  The model is loaded (and its graph traced) once and shared by the trackers.
+  """
+  out: Dict[str, Callable[[], object]] = {}
+  for name in names:
+    if name in MODEL_TRACKERS:
+      if not model:
+        raise ValueError(f"tracker {name!r} needs --model (a model_dir or SavedModel)")
+      task, graph = load_graph(model)
+      if task == "re3":
+        out["re3"] = lambda g=graph: Re3Tracker(g, reset_period)
+      else:
+        out["rl_agent"] = lambda g=graph: RLAgentTracker(g)
+    elif name in BASELINE_TRACKERS:
+      baselines.make_baseline(name)               # fails early if OpenCV is missing
+      out[name] = lambda n=name: baselines.make_baseline(n)
+    else:
+      raise ValueError(f"unknown tracker {name!r}; expected some of {TRACKERS}")
+  return out
