@@ -15,20 +15,20 @@ def _cfg(train_dir, **kw):
   return DataConfig(train_dir=str(train_dir), **kw)
 
 
-def test_window_starts_skip_absent_frames():
+def test_clip_starts_skip_absent_frames():
   boxes = np.tile(np.array([[1, 1, 5, 5]], np.float32), (8, 1))
   boxes[3] = np.nan          # absent
   boxes[6] = [4, 4, 4, 9]    # zero width
-  starts = data.valid_window_starts_tf(tf.constant(boxes), 2).numpy()
+  starts = data.valid_clip_starts_tf(tf.constant(boxes), 2).numpy()
   np.testing.assert_array_equal(starts, [0, 1, 4])
-  assert data.valid_window_starts_tf(tf.constant(boxes), 4).numpy().size == 0
+  assert data.valid_clip_starts_tf(tf.constant(boxes), 4).numpy().size == 0
   track = {"images": tf.constant([b"x"] * 8), "boxes_xyxy": tf.constant(boxes),
            "height": tf.constant(10, tf.int64), "width": tf.constant(10, tf.int64),
            "track_id": tf.constant(b"t")}
-  win = data.sample_windows_tf(track, 3, 16)
-  assert win["boxes"].shape == (16, 3, 4)
-  assert np.isfinite(win["boxes"].numpy()).all()
-  assert data.sample_windows_tf(track, 4, 5)["images"].shape[0] == 0
+  clips = data.sample_clips_tf(track, 3, 16)
+  assert clips["boxes"].shape == (16, 3, 4)
+  assert np.isfinite(clips["boxes"].numpy()).all()
+  assert data.sample_clips_tf(track, 4, 5)["images"].shape[0] == 0
 
 
 def test_crops_and_labels_match_the_geometry_module(tmp_path):
@@ -36,10 +36,10 @@ def test_crops_and_labels_match_the_geometry_module(tmp_path):
   track = schema.parse_track(next(iter(tf.data.TFRecordDataset(
       data.find_record_files(str(tmp_path), "train")))).numpy())
   frames = data.decode_frames_tf(tf.constant(track.images[:4]), 3)
-  window = {"images": tf.constant(track.images[:4]), "boxes": tf.constant(track.boxes_xyxy[:4])}
+  clip = {"images": tf.constant(track.images[:4]), "boxes": tf.constant(track.boxes_xyxy[:4])}
   for mirror in (0.0, 1.0):
     cfg = _cfg(tmp_path, mirror_prob=mirror, jitter=JitterConfig(enabled=False))
-    ex = data.re3_example_tf(window, cfg, "crops", 0.0, crop_size=64)
+    ex = data.re3_example_tf(clip, cfg, "crops", 0.0, crop_size=64)
     boxes = track.boxes_xyxy[:4].astype(np.float64)
     imgs = frames.numpy()
     if mirror:

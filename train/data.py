@@ -1,4 +1,4 @@
-"""tf.data input for training: track records -> windows of consecutive frames ->
+"""tf.data input for training: track records -> clips (runs of consecutive frames) ->
 decoded, mirrored, jittered, cropped batches, all inside the input graph.
 
 Two Re3 example layouts, picked per curriculum stage:
@@ -19,12 +19,14 @@ Pair t (t = 1..T) is (frame t-1, frame t) cut with the same window: the 2x
 window around the (jittered) box of frame t-1; its label is the box of frame
 t relative to that window (Re3 label convention of model.geometry).
 
-Windows: T+1 consecutive frames whose boxes are all finite with positive size
-(absent targets are NaN in the records); `windows_per_track` random windows
-are drawn per track read, the encoded windows are shuffled, then decoded.
+Clips: T+1 consecutive frames whose boxes are all finite with positive size
+(absent targets are NaN in the records); `data.windows_per_track` random
+clips are drawn per track read, the encoded clips are shuffled, then decoded.
+In the Re3 input "window" always means a crop window (a box in the frame);
+the RL agent's window (`rl.window`) is its run of T frames, the paper's term.
 
 Several record directories are mixed with `sample_from_datasets` and their
-weights; crop-pair records join stages with unroll 1 (a pair is a window of
+weights; crop-pair records join stages with unroll 1 (a pair is a clip of
 one step). The RL agent reads whole videos and walks them window after
 window (`rl_dataset`).
 """
@@ -105,7 +107,7 @@ def valid_boxes_tf(boxes):
   return finite & (safe[:, 2] > safe[:, 0]) & (safe[:, 3] > safe[:, 1])
 
 
-def valid_window_starts_tf(boxes, length: int):
+def valid_clip_starts_tf(boxes, length: int):
   """Start indices s such that frames s .. s+length-1 all have valid boxes."""
   ok = tf.cast(valid_boxes_tf(boxes), tf.int32)
   n = tf.shape(ok)[0]
@@ -115,13 +117,13 @@ def valid_window_starts_tf(boxes, length: int):
   return tf.cast(tf.where(tf.equal(sums, length))[:, 0], tf.int32)
 
 
-def sample_windows_tf(track: Dict[str, tf.Tensor], length: int, count: int, seed=None):
-  """Draws `count` windows (with replacement) of `length` frames from a parsed
-  track; returns a dict whose leading axis is the window (0 if none fits)."""
-  starts = valid_window_starts_tf(track["boxes_xyxy"], length)
+def sample_clips_tf(track: Dict[str, tf.Tensor], length: int, count: int, seed=None):
+  """Draws `count` clips (with replacement) of `length` frames from a parsed
+  track; returns a dict whose leading axis is the clip (0 if none fits)."""
+  starts = valid_clip_starts_tf(track["boxes_xyxy"], length)
   n = tf.shape(starts)[0]
   pick = tf.random.uniform([count], 0, tf.maximum(n, 1), dtype=tf.int32, seed=seed)
-  pick = pick[:tf.minimum(count, n * count)]  # empty when no window fits
+  pick = pick[:tf.minimum(count, n * count)]  # empty when no clip fits
   idx = tf.gather(starts, pick)[:, None] + tf.range(length)[None, :]
   k = tf.shape(idx)[0]
   return {
@@ -225,11 +227,11 @@ def crop_pairs_tf(frames, windows, crop_size: int = CROP):
   return _to_uint8(prev), _to_uint8(curr)
 
 
-def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
+def re3_example_tf(clip: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
                    self_train_prob: float, seed=None, crop_size: int = CROP) -> Dict[str, tf.Tensor]:
-  """One window of T+1 encoded frames -> a training example (see module doc)."""
-  frames = decode_frames_tf(window["images"], cfg.channels)
-  boxes = tf.cast(window["boxes"], tf.float32)
+  """One clip of T+1 encoded frames -> a training example (see module doc)."""
+  frames = decode_frames_tf(clip["images"], cfg.channels)
+  boxes = tf.cast(clip["boxes"], tf.float32)
   shape = tf.shape(frames)
   hw = shape[1:3]
   width = tf.cast(hw[1], tf.float32)
@@ -246,7 +248,7 @@ def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
     prev, curr = crop_pairs_tf(frames, cut, crop_size)
     prev = tf.cond(mirror, lambda: tf.reverse(prev, axis=[2]), lambda: prev)
     curr = tf.cond(mirror, lambda: tf.reverse(curr, axis=[2]), lambda: curr)
-    t = unroll_of(window)
+    t = unroll_of(clip)
     c = cfg.channels
     return {"prev": tf.ensure_shape(prev, [t, crop_size, crop_size, c]),
             "curr": tf.ensure_shape(curr, [t, crop_size, crop_size, c]),
@@ -257,7 +259,7 @@ def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
   search = jitter_boxes_tf(boxes[:-1], hw, cfg.jitter, seed=seed)
   windows = geometry.crop_window_xyxy_tf(search)
   self_train = tf.random.uniform([], seed=seed) < self_train_prob
-  t = unroll_of(window)
+  t = unroll_of(clip)
   ch, cw = cfg.canvas_size
   return {"frames": tf.ensure_shape(frames, [t + 1, ch, cw, cfg.channels]),
           "boxes": tf.ensure_shape(boxes, [t + 1, 4]),
@@ -265,9 +267,9 @@ def re3_example_tf(window: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
           "self_train": self_train}
 
 
-def unroll_of(window: Dict[str, tf.Tensor]) -> Optional[int]:
-  """Static number of pairs T of a window of T+1 frames (None if unknown)."""
-  n = window["images"].shape[0]
+def unroll_of(clip: Dict[str, tf.Tensor]) -> Optional[int]:
+  """Static number of pairs T of a clip of T+1 frames (None if unknown)."""
+  n = clip["images"].shape[0]
   return None if n is None else n - 1
 
 
@@ -325,10 +327,10 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
     s = None if seed is None else seed + 1000 * i
     ds = _record_stream(files, input_context, cfg.cycle_length, s)
     ds = ds.map(schema.parse_track_tf, num_parallel_calls=calls)
-    ds = ds.map(lambda t: sample_windows_tf(t, unroll + 1, cfg.windows_per_track),
+    ds = ds.map(lambda t: sample_clips_tf(t, unroll + 1, cfg.windows_per_track),
                 num_parallel_calls=calls)
     ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=s)
-    ds = ds.map(lambda w: re3_example_tf(w, cfg, mode, self_train_prob, crop_size=crop_size),
+    ds = ds.map(lambda clip: re3_example_tf(clip, cfg, mode, self_train_prob, crop_size=crop_size),
                 num_parallel_calls=calls, deterministic=False)
     sources.append(ds)
     source_weights.append(float(w))
