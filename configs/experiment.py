@@ -50,7 +50,8 @@ class JitterConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-  """Where the records are and how windows are sampled from them.
+  """Where the records are and how clips (runs of consecutive frames) are
+  sampled from them.
 
   `train_dir` is one record directory (or glob) or several separated by
   commas; `train_weights` gives each its sampling weight (empty = equal), e.g.
@@ -70,7 +71,7 @@ class DataConfig:
   val_tracks: int = 8
   val_max_frames: int = 200
   # Sampling and augmentation.
-  windows_per_track: int = 4
+  windows_per_track: int = 4   # clips of unroll + 1 frames drawn per track read
   mirror_prob: float = 0.5
   jitter: JitterConfig = dataclasses.field(default_factory=JitterConfig)
   # Frames are padded (bottom/right, zeros) to this canvas so full frames of

@@ -1,5 +1,5 @@
 """Validation during training: the Re3 network run as a tracker on held-out
-tracks, as at test time (reference-facts, "Tracking at test time"):
+tracks, as at test time (Re3 paper, section III-C, "Tracking at test time"):
 
 * initialize: the first frame fed twice (both crops at the given box) from the
   zero state; the output is discarded and the state kept as the initial state;
@@ -10,9 +10,8 @@ tracks, as at test time (reference-facts, "Tracking at test time"):
 
 All validation tracks advance together as one batch (frames padded to a
 common size with zeros, which is what a crop sees outside the image anyway).
-The full tracker with export and protocols is Engineer E's model/tracker.py;
-this is the minimal loop training needs, kept here so training does not
-depend on it.
+The full tracker with export and protocols is model/tracker.py; this is the
+minimal batched loop that validation during training needs.
 """
 
 from __future__ import annotations
