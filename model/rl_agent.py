@@ -15,7 +15,7 @@ sensible in these units the output layer's bias starts at the canvas centre
 (and `fixed_side` for the side), so an untrained agent guesses the middle of
 the frame with the usual MNIST digit size rather than (0, 0).
 
-Interface (agreed with training and tracking):
+Interface (used by training, tracking and export):
 
   agent = build_rl_agent(cfg)
   state = agent.zero_state(batch)                     # (h, c), [B, lstm_units]
@@ -23,6 +23,7 @@ Interface (agreed with training and tracking):
   mu, state = agent.unroll(frames, state)             # [B, T, H, W, C] -> [B, T, D]
   targets = agent.encode_boxes(boxes_xyxy)            # [..., 4] -> [..., D]
   boxes = agent.decode_actions(actions)               # [..., D] -> [..., 4] xyxy
+  actions = sample_actions(mu, sigma, episodes=n)     # l ~ N(mu, sigma^2 I), [n, ...]
   log_prob(actions, mu, sigma), reward(actions, targets)   # -> [...]
 
 Mixed precision: built under a mixed Keras policy, the CNN, LSTM matmuls and
@@ -67,14 +68,20 @@ def reward(actions, targets) -> tf.Tensor:
   return -tf.reduce_mean(err, axis=-1) - tf.reduce_max(err, axis=-1)
 
 
-def sample_actions(mu, sigma, seed=None) -> tf.Tensor:
-  """Draws l ~ N(mu, sigma^2 I) (stateless when `seed` is a shape-[2] int tensor)."""
-  mu = tf.convert_to_tensor(mu, tf.float32)
-  if seed is None:
-    noise = tf.random.normal(tf.shape(mu))
-  else:
-    noise = tf.random.stateless_normal(tf.shape(mu), seed)
-  return mu + tf.cast(sigma, tf.float32) * noise
+def sample_actions(mu, sigma, seed=None, episodes: Optional[int] = None,
+                   noise=None) -> tf.Tensor:
+  """Draws l ~ N(mu, sigma^2 I) as mu + sigma * noise: shaped like mu, or
+  [episodes, *mu.shape] (independent draws) when `episodes` is given. The
+  standard-normal noise is stateless when `seed` is a shape-[2] int tensor;
+  `noise` of the output's shape replaces the draw."""
+  mu = tf.cast(mu, tf.float32)
+  shape = tf.shape(mu)
+  if episodes is not None:
+    shape = tf.concat([[episodes], shape], axis=0)
+    mu = mu[None]
+  if noise is None:
+    noise = tf.random.normal(shape) if seed is None else tf.random.stateless_normal(shape, seed)
+  return mu + tf.cast(sigma, tf.float32) * tf.cast(noise, tf.float32)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
