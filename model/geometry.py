@@ -16,6 +16,19 @@ network's regression target ("label") is the target's xyxy box relative to the
 window, in [0, 1] of the window, times 10: a still target reads
 (2.5, 2.5, 7.5, 7.5).
 
+The box a crop is cut around (`crop_box_xyxy`): the network may predict a
+flipped, degenerate or non-finite box, and the tracker, in-training validation
+and self-training all cut their next crops around such predictions with the
+same rule: a non-finite coordinate becomes 0, corners are ordered, and width
+and height are widened about the center to at least MIN_CROP_BOX (1 pixel).
+
+Ground-truth jitter (`jitter_xyxy`), the GOTURN / public Re3 recipe: the center
+moves by Laplace(0, center_scale) * (w, h), width and height are scaled by
+clip(Laplace(1, size_scale), size_min, size_max); of `max_tries` draws the first
+whose center stays inside the true box and the image is used, else the box is
+kept. The parameters are a `configs.experiment.JitterConfig` (its defaults are
+the recipe's constants).
+
 Every function has a NumPy version and, where training or serving needs it in
 the graph, a TensorFlow twin with the `_tf` suffix; tests check they agree.
 """
@@ -24,9 +37,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from configs.experiment import JitterConfig
+
 CROP_SIZE = 227
 CROP_SCALE = 2.0
 LABEL_SCALE = 10.0
+MIN_CROP_BOX = 1.0  # pixels: the smallest width/height of the box a crop is cut around
 
 # ---------------------------------------------------------------------------
 # NumPy: box conversions
@@ -60,17 +76,10 @@ def polygon_to_xyxy(points):
   return np.stack([xs.min(-1), ys.min(-1), xs.max(-1), ys.max(-1)], axis=-1)
 
 
-def xyxy_to_yxyx_norm(boxes, height, width):
-  """Pixel xyxy -> crop_and_resize's normalized yxyx (pixel-center convention).
-
-  A continuous coordinate x maps to sample position x - 0.5 in pixel-index
-  units, normalized by (size - 1).
-  """
+def mirror_xyxy(boxes, width):
+  """Horizontal flip of xyxy boxes in an image `width` pixels wide."""
   b = np.asarray(boxes, dtype=np.float64)
-  h = max(float(height) - 1.0, 1.0)
-  w = max(float(width) - 1.0, 1.0)
-  return np.stack([(b[..., 1] - 0.5) / h, (b[..., 0] - 0.5) / w,
-                   (b[..., 3] - 0.5) / h, (b[..., 2] - 0.5) / w], axis=-1)
+  return np.stack([width - b[..., 2], b[..., 1], width - b[..., 0], b[..., 3]], axis=-1)
 
 
 def box_is_valid_xyxy(boxes, height=None, width=None):
@@ -80,12 +89,6 @@ def box_is_valid_xyxy(boxes, height=None, width=None):
   if height is not None and width is not None:
     ok &= (b[..., 2] > 0) & (b[..., 3] > 0) & (b[..., 0] < width) & (b[..., 1] < height)
   return ok
-
-
-def clip_xyxy(boxes, height, width):
-  b = np.asarray(boxes, dtype=np.float64)
-  return np.stack([np.clip(b[..., 0], 0, width), np.clip(b[..., 1], 0, height),
-                   np.clip(b[..., 2], 0, width), np.clip(b[..., 3], 0, height)], axis=-1)
 
 
 # ---------------------------------------------------------------------------
@@ -108,6 +111,16 @@ def iou_xyxy(a, b):
   return np.nan_to_num(out, nan=0.0)
 
 
+def coverage_xyxy(windows, boxes):
+  """Fraction of each box's area inside its window (area floored at 1e-6)."""
+  w = np.asarray(windows, dtype=np.float64)
+  b = np.asarray(boxes, dtype=np.float64)
+  iw = np.maximum(np.minimum(w[..., 2], b[..., 2]) - np.maximum(w[..., 0], b[..., 0]), 0.0)
+  ih = np.maximum(np.minimum(w[..., 3], b[..., 3]) - np.maximum(w[..., 1], b[..., 1]), 0.0)
+  area = np.maximum((b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]), 1e-6)
+  return iw * ih / area
+
+
 def iou_xywh(a, b):
   return iou_xyxy(xywh_to_xyxy(a), xywh_to_xyxy(b))
 
@@ -121,6 +134,20 @@ def center_error_xyxy(a, b):
 # ---------------------------------------------------------------------------
 # NumPy: Re3 crop windows and labels
 # ---------------------------------------------------------------------------
+
+
+def crop_box_xyxy(boxes):
+  """The box a crop window is cut around (see the module docstring): non-finite
+  coordinates -> 0, corners ordered, at least MIN_CROP_BOX wide and tall about
+  the center. A valid box of at least MIN_CROP_BOX is returned unchanged.
+  """
+  b = np.asarray(boxes, dtype=np.float64)
+  b = np.where(np.isfinite(b), b, 0.0)
+  lo = np.minimum(b[..., :2], b[..., 2:4])
+  hi = np.maximum(b[..., :2], b[..., 2:4])
+  center = (lo + hi) / 2.0
+  half = np.maximum(hi - lo, MIN_CROP_BOX) / 2.0
+  return np.concatenate([center - half, center + half], axis=-1)
 
 
 def crop_window_xyxy(boxes, scale=CROP_SCALE):
@@ -146,6 +173,24 @@ def label_to_box(labels, windows_xyxy):
   origin = np.concatenate([w[..., :2], w[..., :2]], axis=-1)
   size = np.concatenate([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
   return l / LABEL_SCALE * size + origin
+
+
+def jitter_xyxy(box, height: int, width: int, rng: np.random.Generator,
+                cfg: JitterConfig) -> np.ndarray:
+  """The ground-truth jitter of one xyxy box (module docstring), drawing from
+  `rng` try by try; the box itself if no try fits or `cfg.enabled` is off."""
+  box = np.asarray(box, np.float64)
+  if not cfg.enabled:
+    return box
+  wh = box[2:] - box[:2]
+  center = (box[:2] + box[2:]) / 2.0
+  for _ in range(cfg.max_tries):
+    c = center + rng.laplace(0.0, cfg.center_scale, size=2) * wh
+    s = wh * np.clip(rng.laplace(1.0, cfg.size_scale, size=2), cfg.size_min, cfg.size_max)
+    if (np.all(c > box[:2]) and np.all(c < box[2:]) and 0 <= c[0] < width
+        and 0 <= c[1] < height):
+      return np.concatenate([c - s / 2.0, c + s / 2.0])
+  return box
 
 
 def crop_reference(image, window_xyxy, size=CROP_SIZE):
@@ -187,8 +232,25 @@ def crop_reference(image, window_xyxy, size=CROP_SIZE):
 
 
 def _tf():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # local: keeps TensorFlow out of NumPy-only users (pipelines, baselines)
   return tf
+
+
+def box_is_valid_xyxy_tf(boxes):
+  """[..., 4] -> [...] bool: finite with positive width and height."""
+  tf = _tf()
+  boxes = tf.convert_to_tensor(boxes)
+  finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
+  safe = tf.where(tf.math.is_finite(boxes), boxes, tf.zeros_like(boxes))
+  return finite & (safe[..., 2] > safe[..., 0]) & (safe[..., 3] > safe[..., 1])
+
+
+def mirror_xyxy_tf(boxes, width):
+  tf = _tf()
+  boxes = tf.convert_to_tensor(boxes)
+  width = tf.cast(width, boxes.dtype)
+  return tf.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]],
+                  axis=-1)
 
 
 def xywh_to_xyxy_tf(boxes):
@@ -224,6 +286,29 @@ def center_error_xyxy_tf(a, b):
   return tf.sqrt(tf.reduce_sum(d * d, axis=-1))
 
 
+def coverage_xyxy_tf(windows, boxes):
+  tf = _tf()
+  boxes = tf.convert_to_tensor(boxes)
+  windows = tf.cast(tf.convert_to_tensor(windows), boxes.dtype)
+  iw = tf.maximum(tf.minimum(windows[..., 2], boxes[..., 2])
+                  - tf.maximum(windows[..., 0], boxes[..., 0]), 0.0)
+  ih = tf.maximum(tf.minimum(windows[..., 3], boxes[..., 3])
+                  - tf.maximum(windows[..., 1], boxes[..., 1]), 0.0)
+  area = tf.maximum((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]), 1e-6)
+  return iw * ih / area
+
+
+def crop_box_xyxy_tf(boxes):
+  tf = _tf()
+  b = tf.convert_to_tensor(boxes)
+  b = tf.where(tf.math.is_finite(b), b, tf.zeros_like(b))
+  lo = tf.minimum(b[..., :2], b[..., 2:4])
+  hi = tf.maximum(b[..., :2], b[..., 2:4])
+  center = (lo + hi) / 2.0
+  half = tf.maximum(hi - lo, MIN_CROP_BOX) / 2.0
+  return tf.concat([center - half, center + half], axis=-1)
+
+
 def crop_window_xyxy_tf(boxes, scale=CROP_SCALE):
   tf = _tf()
   b = tf.convert_to_tensor(boxes)
@@ -248,6 +333,44 @@ def label_to_box_tf(labels, windows_xyxy):
   origin = tf.concat([w[..., :2], w[..., :2]], axis=-1)
   size = tf.concat([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
   return l / LABEL_SCALE * size + origin
+
+
+def _laplace_tf(shape, loc, scale, seed=None):
+  """Laplace(loc, scale) samples by inverting the CDF of a uniform draw."""
+  tf = _tf()
+  u = tf.random.uniform(shape, -0.5 + 1e-7, 0.5 - 1e-7, seed=seed)
+  return loc - scale * tf.sign(u) * tf.math.log1p(-2.0 * tf.abs(u))
+
+
+def jitter_xyxy_tf(boxes, image_hw, cfg: JitterConfig, seed=None):
+  """`jitter_xyxy` vectorized over boxes [N, 4] (all tries drawn at once; the
+  first try that fits is used, the box itself where none does)."""
+  tf = _tf()
+  boxes = tf.cast(boxes, tf.float32)
+  if not cfg.enabled:
+    return boxes
+  n = tf.shape(boxes)[0]
+  tries = cfg.max_tries
+  wh = boxes[:, 2:] - boxes[:, :2]
+  center = (boxes[:, :2] + boxes[:, 2:]) / 2.0
+  shift = _laplace_tf([tries, n, 2], 0.0, cfg.center_scale, seed=seed) * wh[None]
+  scale = tf.clip_by_value(_laplace_tf([tries, n, 2], 1.0, cfg.size_scale, seed=seed),
+                           cfg.size_min, cfg.size_max)
+  new_c = center[None] + shift
+  new_wh = wh[None] * scale
+  h = tf.cast(image_hw[0], tf.float32)
+  w = tf.cast(image_hw[1], tf.float32)
+  inside_box = tf.reduce_all((new_c > boxes[None, :, :2]) & (new_c < boxes[None, :, 2:]), axis=-1)
+  inside_img = ((new_c[..., 0] >= 0) & (new_c[..., 0] < w) & (new_c[..., 1] >= 0)
+                & (new_c[..., 1] < h))
+  ok = inside_box & inside_img                                       # [tries, N]
+  first = tf.argmax(tf.cast(ok, tf.int32), axis=0, output_type=tf.int32)  # first ok try
+  any_ok = tf.reduce_any(ok, axis=0)
+  gather_idx = tf.stack([first, tf.range(n)], axis=-1)
+  c = tf.gather_nd(new_c, gather_idx)
+  s = tf.gather_nd(new_wh, gather_idx)
+  jittered = tf.concat([c - s / 2.0, c + s / 2.0], axis=-1)
+  return tf.where(any_ok[:, None], jittered, boxes)
 
 
 def window_to_crop_box_tf(windows_xyxy, height, width, size=CROP_SIZE):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from configs.experiment import JitterConfig
 from model import geometry as g
 
 
@@ -99,3 +100,89 @@ def test_box_validity():
   ok = g.box_is_valid_xyxy([[0, 0, 1, 1], [5, 5, 5, 9], [np.nan, 0, 1, 1], [200, 0, 300, 10]],
                            height=100, width=100)
   assert ok.tolist() == [True, False, False, False]
+
+
+def test_crop_box_rule_on_degenerate_boxes():
+  nan = float("nan")
+  boxes = np.array([
+      [10.0, 20.0, 30.0, 60.0],       # valid, larger than the minimum: unchanged
+      [30.0, 60.0, 10.0, 20.0],       # swapped corners: ordered
+      [5.0, 5.0, 5.0, 5.0],           # zero size: 1 px about the same center
+      [5.0, 5.0, 5.4, 9.0],           # 0.4 px wide: widened to 1 px, height kept
+      [nan, 4.0, 6.0, nan],           # NaN coordinates read as 0
+      [-np.inf, 0.0, np.inf, 2.0],    # infinite ones too
+  ])
+  want = np.array([
+      [10.0, 20.0, 30.0, 60.0],
+      [10.0, 20.0, 30.0, 60.0],
+      [4.5, 4.5, 5.5, 5.5],
+      [4.7, 5.0, 5.7, 9.0],
+      [0.0, 0.0, 6.0, 4.0],
+      [-0.5, 0.0, 0.5, 2.0],
+  ])
+  got = g.crop_box_xyxy(boxes)
+  np.testing.assert_allclose(got, want, atol=1e-12)
+  assert g.MIN_CROP_BOX == 1.0
+  np.testing.assert_allclose(g.crop_box_xyxy_tf(boxes).numpy(), want, atol=1e-12)
+  np.testing.assert_allclose(g.crop_box_xyxy_tf(boxes.astype(np.float32)).numpy(), want,
+                             atol=1e-5)
+  # every crop box gives a finite window of at least 2 px a side
+  win = g.crop_window_xyxy(got)
+  assert np.all(np.isfinite(win)) and np.all(win[:, 2:] - win[:, :2] >= 2.0 - 1e-12)
+
+
+def test_numpy_and_tf_box_rules_agree():
+  rng = np.random.default_rng(1)
+  b = rng.uniform(-20, 120, (200, 4))
+  b[::7, 2] = b[::7, 0]                         # some zero-width boxes
+  b[::11, 1] = np.nan
+  np.testing.assert_allclose(g.crop_box_xyxy_tf(b).numpy(), g.crop_box_xyxy(b), atol=1e-9)
+  np.testing.assert_array_equal(g.box_is_valid_xyxy_tf(b).numpy(), g.box_is_valid_xyxy(b))
+  np.testing.assert_allclose(g.mirror_xyxy_tf(b, 100).numpy(), g.mirror_xyxy(b, 100), atol=1e-9)
+  ok = g.box_is_valid_xyxy(b)
+  w = g.crop_window_xyxy(rng.uniform(0, 100, (int(ok.sum()), 4)).cumsum(-1) / 2)
+  np.testing.assert_allclose(g.coverage_xyxy_tf(w, b[ok]).numpy(), g.coverage_xyxy(w, b[ok]),
+                             atol=1e-9)
+
+
+def test_mirror_and_coverage_known_cases():
+  np.testing.assert_allclose(g.mirror_xyxy([10, 5, 30, 25], 100), [70, 5, 90, 25])
+  np.testing.assert_allclose(g.mirror_xyxy(g.mirror_xyxy([10, 5, 30, 25], 100), 100),
+                             [10, 5, 30, 25])
+  assert g.coverage_xyxy([0, 0, 100, 100], [10, 10, 20, 20]) == pytest.approx(1.0)
+  assert g.coverage_xyxy([0, 0, 15, 100], [10, 10, 20, 20]) == pytest.approx(0.5)
+  assert g.coverage_xyxy([50, 50, 60, 60], [10, 10, 20, 20]) == 0.0
+  assert list(g.box_is_valid_xyxy_tf([[0, 0, 1, 1], [0, 0, 0, 1], [np.nan, 0, 1, 1]]).numpy()) \
+      == [True, False, False]
+
+
+def test_jitter_twins_follow_the_same_rule():
+  cfg = JitterConfig()
+  box = np.array([100.0, 80.0, 160.0, 200.0])
+  rng = np.random.default_rng(0)
+  np_out = np.stack([g.jitter_xyxy(box, 400, 400, rng, cfg) for _ in range(3000)])
+  tf_out = g.jitter_xyxy_tf(np.tile(box, (3000, 1)), [400, 400], cfg, seed=5).numpy()
+  wh = box[2:] - box[:2]
+  for out in (np_out, tf_out):
+    c = (out[:, :2] + out[:, 2:]) / 2
+    s = out[:, 2:] - out[:, :2]
+    assert np.all(c > box[:2]) and np.all(c < box[2:])
+    assert np.all(s >= cfg.size_min * wh - 1e-4) and np.all(s <= cfg.size_max * wh + 1e-4)
+  # same distribution: the center shift (in box sizes; Laplace(0, center_scale)
+  # cut to the box) and the size scale (Laplace(1, size_scale) clipped)
+  def stats(out):
+    shift = ((out[:, :2] + out[:, 2:]) / 2 - (box[:2] + box[2:]) / 2) / wh
+    scale = (out[:, 2:] - out[:, :2]) / wh
+    return np.mean(np.abs(shift)), np.mean(np.abs(scale - 1.0)), np.median(scale)
+  np_stats, tf_stats = stats(np_out), stats(tf_out)
+  assert 0.1 < np_stats[0] < cfg.center_scale
+  np.testing.assert_allclose(np_stats[1], cfg.size_scale, rtol=0.1)
+  np.testing.assert_allclose(tf_stats, np_stats, rtol=0.1, atol=0.005)
+  # no try fits (center outside the image) or jitter off: the box as it is, in both
+  off_image = np.array([500.0, 500.0, 520.0, 520.0])
+  np.testing.assert_array_equal(g.jitter_xyxy(off_image, 400, 400, rng, cfg), off_image)
+  np.testing.assert_array_equal(
+      g.jitter_xyxy_tf(off_image[None], [400, 400], cfg, seed=1).numpy()[0], off_image)
+  off = JitterConfig(enabled=False)
+  np.testing.assert_array_equal(g.jitter_xyxy(box, 400, 400, rng, off), box)
+  np.testing.assert_array_equal(g.jitter_xyxy_tf(box[None], [400, 400], off).numpy()[0], box)

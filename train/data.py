@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from configs.experiment import DataConfig, JitterConfig
+from configs.experiment import DataConfig
 from model import geometry
 from pipelines import schema, shards
 
@@ -100,16 +100,9 @@ def _record_stream(files: Sequence[str], input_context: Optional[tf.distribute.I
 # ---------------------------------------------------------------------------
 
 
-def valid_boxes_tf(boxes):
-  """[N, 4] -> [N] bool: finite with positive width and height."""
-  finite = tf.reduce_all(tf.math.is_finite(boxes), axis=-1)
-  safe = tf.where(finite[:, None], boxes, tf.zeros_like(boxes))
-  return finite & (safe[:, 2] > safe[:, 0]) & (safe[:, 3] > safe[:, 1])
-
-
 def valid_clip_starts_tf(boxes, length: int):
   """Start indices s such that frames s .. s+length-1 all have valid boxes."""
-  ok = tf.cast(valid_boxes_tf(boxes), tf.int32)
+  ok = tf.cast(geometry.box_is_valid_xyxy_tf(boxes), tf.int32)
   n = tf.shape(ok)[0]
   csum = tf.concat([[0], tf.cumsum(ok)], axis=0)
   num = tf.maximum(n - length + 1, 0)
@@ -143,52 +136,9 @@ def decode_frames_tf(encoded, channels: int):
   return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
 
 
-def mirror_boxes_tf(boxes, width):
-  """Horizontal flip of xyxy boxes in an image `width` pixels wide."""
-  width = tf.cast(width, boxes.dtype)
-  return tf.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]],
-                  axis=-1)
-
-
-def laplace_tf(shape, loc, scale, seed=None):
-  """Laplace(loc, scale) samples by inverting the CDF of a uniform draw."""
-  u = tf.random.uniform(shape, -0.5 + 1e-7, 0.5 - 1e-7, seed=seed)
-  return loc - scale * tf.sign(u) * tf.math.log1p(-2.0 * tf.abs(u))
-
-
-def jitter_boxes_tf(boxes, image_hw, cfg: JitterConfig, seed=None):
-  """The public Re3 / GOTURN ground-truth jitter, vectorized over boxes [N, 4].
-
-  Center moved by Laplace(0, center_scale) * (w, h); width and height scaled by
-  clip(Laplace(1, size_scale), size_min, size_max). Of `max_tries` draws the
-  first whose center stays inside the true box and the image is used; if none
-  does, the box is kept as it is.
-  """
-  if not cfg.enabled:
-    return boxes
-  boxes = tf.convert_to_tensor(boxes, tf.float32)
-  n = tf.shape(boxes)[0]
-  tries = cfg.max_tries
-  wh = boxes[:, 2:] - boxes[:, :2]
-  center = (boxes[:, :2] + boxes[:, 2:]) / 2.0
-  shift = laplace_tf([tries, n, 2], 0.0, cfg.center_scale, seed=seed) * wh[None]
-  scale = tf.clip_by_value(laplace_tf([tries, n, 2], 1.0, cfg.size_scale, seed=seed),
-                           cfg.size_min, cfg.size_max)
-  new_c = center[None] + shift
-  new_wh = wh[None] * scale
-  h = tf.cast(image_hw[0], tf.float32)
-  w = tf.cast(image_hw[1], tf.float32)
-  inside_box = tf.reduce_all((new_c > boxes[None, :, :2]) & (new_c < boxes[None, :, 2:]), axis=-1)
-  inside_img = ((new_c[..., 0] >= 0) & (new_c[..., 0] < w) & (new_c[..., 1] >= 0)
-                & (new_c[..., 1] < h))
-  ok = inside_box & inside_img                                       # [tries, N]
-  first = tf.argmax(tf.cast(ok, tf.int32), axis=0, output_type=tf.int32)  # first ok try
-  any_ok = tf.reduce_any(ok, axis=0)
-  gather_idx = tf.stack([first, tf.range(n)], axis=-1)
-  c = tf.gather_nd(new_c, gather_idx)
-  s = tf.gather_nd(new_wh, gather_idx)
-  jittered = tf.concat([c - s / 2.0, c + s / 2.0], axis=-1)
-  return tf.where(any_ok[:, None], jittered, boxes)
+# Former names of geometry.mirror_xyxy_tf / jitter_xyxy_tf, still used by tests/test_train_data.py.
+mirror_boxes_tf = geometry.mirror_xyxy_tf
+jitter_boxes_tf = geometry.jitter_xyxy_tf
 
 
 def fit_canvas_tf(frames, boxes, canvas_hw):
@@ -236,15 +186,15 @@ def re3_example_tf(clip: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
   hw = shape[1:3]
   width = tf.cast(hw[1], tf.float32)
   mirror = tf.random.uniform([], seed=seed) < cfg.mirror_prob
-  boxes = tf.where(mirror, mirror_boxes_tf(boxes, width), boxes)
+  boxes = tf.where(mirror, geometry.mirror_xyxy_tf(boxes, width), boxes)
   if mode == "crops":
     # Everything is computed in mirrored coordinates; the crops are cut from
     # the unflipped frames at the mirrored-back windows and then flipped,
     # which equals cropping the flipped frames (and costs T crops, not T frames).
-    search = jitter_boxes_tf(boxes[:-1], hw, cfg.jitter, seed=seed)
+    search = geometry.jitter_xyxy_tf(boxes[:-1], hw, cfg.jitter, seed=seed)
     windows = geometry.crop_window_xyxy_tf(search)
     labels = geometry.box_to_label_tf(boxes[1:], windows)
-    cut = tf.where(mirror, mirror_boxes_tf(windows, width), windows)
+    cut = tf.where(mirror, geometry.mirror_xyxy_tf(windows, width), windows)
     prev, curr = crop_pairs_tf(frames, cut, crop_size)
     prev = tf.cond(mirror, lambda: tf.reverse(prev, axis=[2]), lambda: prev)
     curr = tf.cond(mirror, lambda: tf.reverse(curr, axis=[2]), lambda: curr)
@@ -256,7 +206,7 @@ def re3_example_tf(clip: Dict[str, tf.Tensor], cfg: DataConfig, mode: str,
             "boxes": tf.ensure_shape(boxes, [t + 1, 4])}
   frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
   frames, boxes, hw = fit_canvas_tf(frames, boxes, cfg.canvas_size)
-  search = jitter_boxes_tf(boxes[:-1], hw, cfg.jitter, seed=seed)
+  search = geometry.jitter_xyxy_tf(boxes[:-1], hw, cfg.jitter, seed=seed)
   windows = geometry.crop_window_xyxy_tf(search)
   self_train = tf.random.uniform([], seed=seed) < self_train_prob
   t = unroll_of(clip)
@@ -376,7 +326,7 @@ def rl_video_tf(track: Dict[str, tf.Tensor], cfg: DataConfig, length: int,
   boxes = tf.cast(track["boxes_xyxy"][:length], tf.float32)
   width = tf.cast(tf.shape(frames)[2], tf.float32)
   mirror = tf.random.uniform([]) < cfg.mirror_prob
-  boxes = tf.where(mirror, mirror_boxes_tf(boxes, width), boxes)
+  boxes = tf.where(mirror, geometry.mirror_xyxy_tf(boxes, width), boxes)
   frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
   frames, boxes, _ = fit_canvas_tf(frames, boxes, [frame_size, frame_size])
   frames = tf.cast(frames, tf.float32) / 255.0
@@ -407,7 +357,7 @@ def rl_dataset(cfg: DataConfig, window: int, windows_per_video: int, batch_size:
                         None if seed is None else seed + 1000 * i)
     ds = ds.map(schema.parse_track_tf, num_parallel_calls=calls)
     ds = ds.filter(lambda t: tf.shape(t["images"])[0] >= length)
-    ds = ds.filter(lambda t: tf.reduce_all(valid_boxes_tf(t["boxes_xyxy"][:length])))
+    ds = ds.filter(lambda t: tf.reduce_all(geometry.box_is_valid_xyxy_tf(t["boxes_xyxy"][:length])))
     ds = ds.shuffle(cfg.shuffle_buffer, seed=seed)
     ds = ds.map(lambda t: rl_video_tf(t, cfg, length, frame_size), num_parallel_calls=calls,
                 deterministic=False)

@@ -36,24 +36,9 @@ from train.validation import track_iou
 log = logging.getLogger("train")
 
 
-def sanitize_boxes_tf(boxes, min_size: float = 2.0):
-  """Predicted xyxy boxes made usable for cutting: corners ordered, at least
-  `min_size` pixels wide and tall, finite (non-finite boxes become a 0-size box
-  at the origin, widened to min_size)."""
-  boxes = tf.where(tf.math.is_finite(boxes), boxes, tf.zeros_like(boxes))
-  lo = tf.minimum(boxes[..., :2], boxes[..., 2:])
-  hi = tf.maximum(boxes[..., :2], boxes[..., 2:])
-  center = (lo + hi) / 2.0
-  half = tf.maximum(hi - lo, min_size) / 2.0
-  return tf.concat([center - half, center + half], axis=-1)
-
-
-def coverage_tf(windows, boxes):
-  """Fraction of each box's area inside its window."""
-  iw = tf.maximum(tf.minimum(windows[..., 2], boxes[..., 2]) - tf.maximum(windows[..., 0], boxes[..., 0]), 0.0)
-  ih = tf.maximum(tf.minimum(windows[..., 3], boxes[..., 3]) - tf.maximum(windows[..., 1], boxes[..., 1]), 0.0)
-  area = tf.maximum((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]), 1e-6)
-  return iw * ih / area
+# Former names of geometry.crop_box_xyxy_tf / coverage_xyxy_tf, still used by tests/test_train_re3.py.
+sanitize_boxes_tf = geometry.crop_box_xyxy_tf
+coverage_tf = geometry.coverage_xyxy_tf
 
 
 def nudge_boxes_tf(boxes, truth, target, min_coverage: float, iterations: int = 20):
@@ -61,7 +46,7 @@ def nudge_boxes_tf(boxes, truth, target, min_coverage: float, iterations: int = 
   predicted search box towards the truth (box = 0.9 box + 0.1 truth) until
   its 2x window covers at least `min_coverage` of the target box."""
   for _ in range(iterations):
-    cov = coverage_tf(geometry.crop_window_xyxy_tf(boxes), target)
+    cov = geometry.coverage_xyxy_tf(geometry.crop_window_xyxy_tf(boxes), target)
     boxes = tf.where((cov < min_coverage)[:, None], 0.9 * boxes + 0.1 * truth, boxes)
   return boxes
 
@@ -104,7 +89,7 @@ def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: 
     curr = geometry.crop_tf(frames[:, t + 1], window, size=crop_size)
     label, state = step_fn(prev, curr, state, training=training)
     label = tf.cast(label, tf.float32)
-    pred_box = tf.stop_gradient(sanitize_boxes_tf(geometry.label_to_box_tf(label, window)))
+    pred_box = tf.stop_gradient(geometry.crop_box_xyxy_tf(geometry.label_to_box_tf(label, window)))
     labels.append(label)
     targets.append(geometry.box_to_label_tf(boxes[:, t + 1], window))
     windows.append(window)

@@ -42,7 +42,7 @@ def track_boxes(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = 3
 
   @tf.function(reduce_retracing=True)
   def step(prev_img, curr_img, box, state):
-    window = geometry.crop_window_xyxy_tf(box)
+    window = geometry.crop_window_xyxy_tf(geometry.crop_box_xyxy_tf(box))
     prev = geometry.crop_tf(prev_img, window, size=crop_size)
     curr = geometry.crop_tf(curr_img, window, size=crop_size)
     label, state = model.step(prev, curr, state, training=False)
