@@ -7,7 +7,7 @@ The model_dir is a training directory (config.yaml + checkpoints holding the
 network as `model=`); a checkpoint prefix can be given with --checkpoint.
 The task in config.yaml picks what is exported:
 
-Re3 (`model.tracker.Re3Graph`; boxes are float32 (x, y, w, h) pixels, images
+Re3 (`model.tracking_graphs.Re3Graph`; boxes are float32 (x, y, w, h) pixels, images
 uint8 [H, W, 3] RGB, LSTM state float32 [4, units] = (h1, c1, h2, c2)):
   init(image, box)                                  -> state
   track_step(prev_image, image, box, state, initial_state, reset)
@@ -20,9 +20,10 @@ uint8 [H, W, 3] RGB, LSTM state float32 [4, units] = (h1, c1, h2, c2)):
     model.tracker.Re3MultiTracker calls (it keeps crops, not images).
   serving_default = track_step.
   A client keeps `state` and `initial_state` (= init's state) per target and
-  sets `reset` every 32nd step, which makes the graph run Re3's LSTM reset.
+  sets `reset` every `model.tracker.RESET_EVERY`-th step, which makes the
+  graph run Re3's LSTM reset.
 
-RL agent (`model.tracker.RLAgentGraph`; frames uint8 [S, S, C]):
+RL agent (`model.tracking_graphs.RLAgentGraph`; frames uint8 [S, S, C]):
   step(frames [B, S, S, C], state [B, 2, units]) -> boxes_xyxy, mu, state
   track(frames [B, T, S, S, C]) -> boxes_xyxy, mu        (serving_default)
 """
@@ -38,7 +39,8 @@ from typing import Dict, Optional  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from model import tracker as tracking  # noqa: E402
+from model.loading import load_model  # noqa: E402
+from model.tracking_graphs import Re3Graph, RLAgentGraph  # noqa: E402
 
 RE3_SIGNATURES = ("init", "track_step", "track_step_crops", "init_batch", "track_step_batch",
                   "track_step_crops_batch", "crop_batch", "track_step_carry_batch")
@@ -50,7 +52,7 @@ def _signatures(module, names) -> Dict[str, object]:
 
 
 def export_re3(net, export_dir: str) -> str:
-  graph = tracking.Re3Graph(net)
+  graph = Re3Graph(net)
   sigs = _signatures(graph, RE3_SIGNATURES)
   sigs["serving_default"] = sigs["track_step"]
   tf.saved_model.save(graph, export_dir, signatures=sigs)
@@ -58,7 +60,7 @@ def export_re3(net, export_dir: str) -> str:
 
 
 def export_rl_agent(agent, export_dir: str) -> str:
-  graph = tracking.RLAgentGraph(agent)
+  graph = RLAgentGraph(agent)
   sigs = _signatures(graph, RL_SIGNATURES)
   sigs["serving_default"] = sigs["track"]
   tf.saved_model.save(graph, export_dir, signatures=sigs)
@@ -67,7 +69,7 @@ def export_rl_agent(agent, export_dir: str) -> str:
 
 def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None) -> Dict[str, str]:
   """Restores the latest (or the given) checkpoint of `model_dir` and exports it."""
-  task, net, ckpt, config_path = tracking.load_model(checkpoint or model_dir)
+  task, net, ckpt, config_path = load_model(checkpoint or model_dir)
   if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
     raise ValueError(f"{export_dir}: export directory exists and is not empty")
   if task == "re3":

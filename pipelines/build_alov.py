@@ -16,23 +16,23 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import core, job_flags, segments
+from pipelines import options, runner, segments, writer
 from pipelines.readers import alov
 
 
-class AlovJobOptions(core.DatasetJobOptions, job_flags.TrackSegmentOptions,
-                     job_flags.AlovOptions):
+class AlovJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,
+                     options.AlovOptions):
   """The flags build_alov reads (composed; defines none itself)."""
 
 
 def validate(opts) -> None:
-  segments.check_track_options(opts)
+  options.check_track_options(opts)
   try:
     videos = alov.find_videos(opts.input_dir)
   except alov.AlovFormatError as e:
-    raise core.JobConfigError(f"--input_dir: {e}") from None
+    raise options.JobConfigError(f"--input_dir: {e}") from None
   if not any(v.ann_path for v in videos):
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--input_dir {opts.input_dir!r}: no .ann files under {alov.ANN_DIR}/<category>/")
 
 
@@ -46,15 +46,15 @@ class ReadAlovVideo(beam.DoFn):
 
   def process(self, video: alov.AlovVideo):
     if self._exclude_vot and video.name in alov.VOT_OVERLAP:
-      core.count("videos_excluded_vot_overlap")
+      writer.count("videos_excluded_vot_overlap")
       return
     ann, refs, rejects = alov.read_video(video, self._root)
-    for path, reason, detail in rejects:
-      yield core.reject(path, reason, detail)
+    for r in rejects:
+      yield writer.reject(r)
     if ann is None:
       return
-    core.count("tracks")
-    core.count("annotated_frames", len(ann))
+    writer.count("tracks")
+    writer.count("annotated_frames", len(ann))
     yield from segments.make_tasks(
         f"alov/{video.key}", "alov", ann.label, ann.frame_paths, ann.boxes_xyxy, ann.visible,
         ann.frame_index, refs, self._segment_length)
@@ -66,8 +66,8 @@ def build(p: beam.Pipeline, opts) -> None:
             | "Videos" >> beam.Create(videos)
             | "ReadVideos" >> beam.ParDo(ReadAlovVideo(
                 opts.input_dir, opts.segment_length, opts.alov_exclude_vot)).with_outputs(
-                    core.REJECTED_TAG, main="tasks"))
-  segments.write_tracks((staged.tasks, staged[core.REJECTED_TAG]), opts, opts.name or "alov",
+                    writer.REJECTED_TAG, main="tasks"))
+  segments.write_tracks((staged.tasks, staged[writer.REJECTED_TAG]), opts, opts.name or "alov",
                         extra_info={"source": "alov", "frames": "annotated only",
                                     "segment_length": opts.segment_length,
                                     "max_side": opts.max_side,
@@ -75,9 +75,9 @@ def build(p: beam.Pipeline, opts) -> None:
 
 
 def main(argv=None):
-  return core.run_job(argv if argv is not None else sys.argv[1:], AlovJobOptions, validate,
-                      build, "build_alov", __doc__)
+  return runner.run_job(argv if argv is not None else sys.argv[1:], AlovJobOptions, validate,
+                        build, "build_alov", __doc__)
 
 
 if __name__ == "__main__":
-  core.cli_main(main, "build_alov")
+  runner.cli_main(main, "build_alov")

@@ -7,11 +7,11 @@
 For every two consecutive stored frames of a track segment where the target
 is visible in both: the crop window is the Re3 window of the previous frame's
 box (2x its width and height; with --crop_pairs_jitter the previous box is
-first jittered the GOTURN/Re3 way: model.geometry.jitter_xyxy with the
-training defaults of configs.experiment.JitterConfig). Both frames are cut at
-that same window with model.geometry.crop_reference (227x227, zeros outside
-the image), and the label is model.geometry.box_to_label of the current box
-in that window.
+first jittered the GOTURN/Re3 way: center + Laplace(0, 1/5)*(w, h), size *
+clip(Laplace(1, 1/15), 0.6, 1.4), up to 10 tries keeping the center inside
+the box and the image). Both frames are cut at that same window with
+model.geometry.crop_reference (227x227, zeros outside the image), and the
+label is model.geometry.box_to_label of the current box in that window.
 
 Determinism: each pair's random draws come from a generator seeded with
 sha256(seed, pair key), so the output does not depend on worker scheduling.
@@ -28,27 +28,29 @@ import sys
 import apache_beam as beam
 import numpy as np
 
-from configs.experiment import JitterConfig
-from model import geometry
-from pipelines import core, job_flags
+from pipelines import options, runner, shards, writer
+from pipelines.schema import Reject, RejectReason
 
-JITTER = JitterConfig()  # the recipe's constants: the training defaults of data.jitter
+CENTER_SCALE = 1.0 / 5.0
+SIZE_SCALE = 1.0 / 15.0
+SIZE_MIN, SIZE_MAX = 0.6, 1.4
+MAX_TRIES = 10
 
 
-class CropPairJobOptions(core.DatasetJobOptions, job_flags.CropPairOptions):
+class CropPairJobOptions(options.DatasetJobOptions, options.CropPairOptions):
   """The flags build_crop_pairs reads (composed; defines none itself)."""
 
 
 def validate(opts) -> None:
-  core.check_common_options(opts)
+  options.check_common_options(opts)
   if opts.crop_pairs_max_per_track < 0:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--crop_pairs_max_per_track must be >= 0, got {opts.crop_pairs_max_per_track}")
   if not 1 <= opts.crop_pairs_quality <= 100:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--crop_pairs_quality must be in 1..100, got {opts.crop_pairs_quality}")
-  if not core.record_files(opts.input_dir, None, opts.split):
-    raise core.JobConfigError(
+  if not shards.record_files(opts.input_dir, None, opts.split):
+    raise options.JobConfigError(
         f"--input_dir {opts.input_dir!r}: no track record shards of split {opts.split!r} "
         "(expected NAME-SPLIT.tfrecord-XXXXX-of-YYYYY files)")
 
@@ -59,8 +61,18 @@ def pair_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def jitter_box(box, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-  """`geometry.jitter_xyxy` of one xyxy box with JITTER."""
-  return geometry.jitter_xyxy(box, height, width, rng, JITTER)
+  """The GOTURN/Re3 ground-truth jitter of one xyxy box (NumPy twin of the
+  training-time version in train/data.py); the box itself if no try fits."""
+  box = np.asarray(box, np.float64)
+  wh = box[2:] - box[:2]
+  center = (box[:2] + box[2:]) / 2.0
+  for _ in range(MAX_TRIES):
+    c = center + rng.laplace(0.0, CENTER_SCALE, size=2) * wh
+    s = wh * np.clip(rng.laplace(1.0, SIZE_SCALE, size=2), SIZE_MIN, SIZE_MAX)
+    if (np.all(c > box[:2]) and np.all(c < box[2:]) and 0 <= c[0] < width
+        and 0 <= c[1] < height):
+      return np.concatenate([c - s / 2.0, c + s / 2.0])
+  return box
 
 
 def pair_indices(visible, max_per_track: int):
@@ -93,12 +105,13 @@ class MakeCropPairs(beam.DoFn):
     try:
       track = schema.parse_track(serialized)
     except Exception as e:  # pylint: disable=broad-except
-      yield core.reject("<record>", "malformed_record", f"cannot parse a track record: {e}")
+      yield writer.reject(Reject("<record>", RejectReason.MALFORMED_RECORD,
+                                 f"cannot parse a track record: {e}"))
       return
-    core.count("tracks_read")
+    writer.count("tracks_read")
     idx = pair_indices(track.visible, self._max)
     if not idx:
-      core.count("tracks_without_pairs")
+      writer.count("tracks_without_pairs")
       return
     decoded = {}
 
@@ -112,7 +125,7 @@ class MakeCropPairs(beam.DoFn):
       try:
         prev_img, curr_img = frame(i - 1), frame(i)
       except images.ImageError as e:
-        yield core.reject(track.track_id, "corrupt_image", str(e))
+        yield writer.reject(Reject(track.track_id, RejectReason.CORRUPT_IMAGE, str(e)))
         continue
       prev_box = track.boxes_xyxy[i - 1].astype(np.float64)
       curr_box = track.boxes_xyxy[i].astype(np.float64)
@@ -125,7 +138,7 @@ class MakeCropPairs(beam.DoFn):
       data = schema.serialize_crop_pair(
           images.encode_jpeg(prev_crop, self._quality), images.encode_jpeg(curr_crop, self._quality),
           label.astype(np.float32), key)
-      core.count("pairs")
+      writer.count("pairs")
       yield key, data, 1
 
 
@@ -139,15 +152,15 @@ def read_records(path: str):
 
 
 def build(p: beam.Pipeline, opts) -> None:
-  files = core.record_files(opts.input_dir, None, opts.split)
+  files = shards.record_files(opts.input_dir, None, opts.split)
   built = (p
            | "RecordFiles" >> beam.Create(files)
            | "ReadTracks" >> beam.FlatMap(read_records)
            | "Reshuffle" >> beam.Reshuffle()
            | "MakePairs" >> beam.ParDo(MakeCropPairs(
                opts.crop_pairs_jitter, opts.crop_pairs_seed, opts.crop_pairs_max_per_track,
-               opts.crop_pairs_quality)).with_outputs(core.REJECTED_TAG, main="pairs"))
-  _ = (built.pairs, built[core.REJECTED_TAG]) | "Write" >> core.WriteShardedRecords(
+               opts.crop_pairs_quality)).with_outputs(writer.REJECTED_TAG, main="pairs"))
+  _ = (built.pairs, built[writer.REJECTED_TAG]) | "Write" >> writer.WriteShardedRecords(
       opts.output_dir, opts.name or "crop_pairs", opts.split, opts.num_shards,
       record_kind="crop_pair",
       extra_info={"jitter": bool(opts.crop_pairs_jitter), "seed": opts.crop_pairs_seed,
@@ -156,9 +169,9 @@ def build(p: beam.Pipeline, opts) -> None:
 
 
 def main(argv=None):
-  return core.run_job(argv if argv is not None else sys.argv[1:], CropPairJobOptions, validate,
-                      build, "build_crop_pairs", __doc__)
+  return runner.run_job(argv if argv is not None else sys.argv[1:], CropPairJobOptions, validate,
+                        build, "build_crop_pairs", __doc__)
 
 
 if __name__ == "__main__":
-  core.cli_main(main, "build_crop_pairs")
+  runner.cli_main(main, "build_crop_pairs")

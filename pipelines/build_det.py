@@ -20,11 +20,12 @@ import sys
 import apache_beam as beam
 import numpy as np
 
-from pipelines import core, job_flags
-from pipelines.readers import det
+from pipelines import images, options, runner, schema, writer
+from pipelines.readers import det, voc_xml
+from pipelines.schema import Reject, RejectReason
 
 
-class DetJobOptions(core.DatasetJobOptions, job_flags.DetOptions, job_flags.DetSubsetOptions):
+class DetJobOptions(options.DatasetJobOptions, options.DetOptions, options.DetSubsetOptions):
   """The flags build_det reads (composed; defines none itself)."""
 
 
@@ -33,18 +34,18 @@ def _subset(opts) -> str:
 
 
 def validate(opts) -> None:
-  core.check_common_options(opts)
+  options.check_common_options(opts)
   if not 0.0 <= opts.det_min_area_fraction < 1.0:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--det_min_area_fraction must be in [0, 1), got {opts.det_min_area_fraction}")
   if opts.det_max_side < 0:
-    raise core.JobConfigError(f"--det_max_side must be >= 0, got {opts.det_max_side}")
+    raise options.JobConfigError(f"--det_max_side must be >= 0, got {opts.det_max_side}")
   try:
     dirs = det.annotation_dirs(opts.input_dir, _subset(opts))
   except det.DetLayoutError as e:
-    raise core.JobConfigError(f"--input_dir: {e}") from None
+    raise options.JobConfigError(f"--input_dir: {e}") from None
   if not dirs:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--input_dir {opts.input_dir!r}: no .xml files under Annotations/DET/{_subset(opts)}")
 
 
@@ -58,52 +59,50 @@ class ProcessDetImage(beam.DoFn):
     self._max_side = int(max_side)
 
   def setup(self):
-    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    from pipelines.readers import voc_xml  # pylint: disable=g-import-not-at-top
-    self._images, self._schema, self._voc = images, schema, voc_xml
     self._ann_base = det.subset_dirs(self._root, self._subset)[0]
 
   def process(self, xml_path: str):
-    images, schema = self._images, self._schema
     try:
-      ann = self._voc.parse_voc_xml(xml_path)
-    except self._voc.VocXmlError as e:
-      yield core.reject(xml_path, "malformed_annotation", str(e))
+      ann = voc_xml.parse_voc_xml(xml_path)
+    except voc_xml.VocXmlError as e:
+      yield writer.reject(Reject(xml_path, RejectReason.MALFORMED_ANNOTATION, str(e)))
       return
     if not ann.objects:
-      yield core.reject(xml_path, "no_objects", "the annotation lists no object")
+      yield writer.reject(Reject(xml_path, RejectReason.NO_OBJECTS,
+                                 "the annotation lists no object"))
       return
     image_path = det.image_path_for(self._root, self._subset, xml_path)
     if image_path is None:
-      yield core.reject(xml_path, "missing_image", "no image with this annotation's name")
+      yield writer.reject(Reject(xml_path, RejectReason.MISSING_IMAGE,
+                                 "no image with this annotation's name"))
       return
     try:
       data = images.read_bytes(image_path)
       stored, h, w, (sx, sy) = images.frame_bytes_for_record(data, image_path, self._max_side)
     except images.ImageError as e:
-      yield core.reject(image_path, "corrupt_image", str(e))
+      yield writer.reject(Reject(image_path, RejectReason.CORRUPT_IMAGE, str(e)))
       return
     except Exception as e:  # unreadable file  # pylint: disable=broad-except
-      yield core.reject(image_path, "missing_image", f"not readable: {e}")
+      yield writer.reject(Reject(image_path, RejectReason.MISSING_IMAGE, f"not readable: {e}"))
       return
-    core.count("images")
+    writer.count("images")
     dh, dw = int(round(h / sy)), int(round(w / sx))  # decoded size before --det_max_side
     rel = xml_path[len(self._ann_base):].lstrip("/")[:-len(".xml")]
     for k, obj in enumerate(ann.objects):
-      box, reason, detail = det.judge_box(
-          [obj.xmin, obj.ymin, obj.xmax, obj.ymax], dh, dw, (ann.height, ann.width),
-          self._min_area)
-      if detail.startswith("scaled"):
-        core.count("boxes_scaled_to_decoded_size")
-      if box is None:
-        yield core.reject(xml_path, reason, f"<object> #{k} ({obj.name}): {detail}")
+      if (ann.height, ann.width) != (dh, dw):
+        writer.count("boxes_scaled_to_decoded_size")
+      try:
+        box = det.judge_box([obj.xmin, obj.ymin, obj.xmax, obj.ymax], dh, dw,
+                            (ann.height, ann.width), self._min_area)
+      except det.BoxRejected as e:
+        yield writer.reject(Reject(xml_path, e.reason, f"<object> #{k} ({obj.name}): {e}"))
         continue
       box = box * np.array([sx, sy, sx, sy])
       track = schema.Track(
           track_id=f"det/{self._subset}/{rel}/{k:02d}", source="det", label=obj.name,
           height=h, width=w, images=[stored], boxes_xyxy=box[None], visible=[1],
           frame_index=[0])
-      core.count("objects")
+      writer.count("objects")
       yield (track.track_id, schema.serialize_track(track), 1)
 
 
@@ -116,8 +115,8 @@ def build(p: beam.Pipeline, opts) -> None:
            | "Reshuffle" >> beam.Reshuffle()
            | "ProcessImages" >> beam.ParDo(ProcessDetImage(
                opts.input_dir, subset, opts.det_min_area_fraction, opts.det_max_side)
-                                          ).with_outputs(core.REJECTED_TAG, main="records"))
-  _ = (built.records, built[core.REJECTED_TAG]) | "Write" >> core.WriteShardedRecords(
+                                          ).with_outputs(writer.REJECTED_TAG, main="records"))
+  _ = (built.records, built[writer.REJECTED_TAG]) | "Write" >> writer.WriteShardedRecords(
       opts.output_dir, opts.name or "det", opts.split, opts.num_shards,
       extra_info={"source": "det", "subset": subset, "record": "one object per record",
                   "min_area_fraction": opts.det_min_area_fraction,
@@ -125,9 +124,9 @@ def build(p: beam.Pipeline, opts) -> None:
 
 
 def main(argv=None):
-  return core.run_job(argv if argv is not None else sys.argv[1:], DetJobOptions, validate,
-                      build, "build_det", __doc__)
+  return runner.run_job(argv if argv is not None else sys.argv[1:], DetJobOptions, validate,
+                        build, "build_det", __doc__)
 
 
 if __name__ == "__main__":
-  core.cli_main(main, "build_det")
+  runner.cli_main(main, "build_det")

@@ -25,9 +25,10 @@ from typing import Optional, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines import core
-from pipelines.synthetic import common
-from pipelines.synthetic.flags import MovingMnistJobOptions
+from pipelines import images, options, runner, schema, writer
+from pipelines.options import MovingMnistJobOptions
+from pipelines.readers import mnist
+from pipelines.synthetic import common, moving_mnist, rng
 from pipelines.synthetic.moving_mnist import VARIANTS, MovingMnistConfig
 
 SOURCE = "mnist"
@@ -42,28 +43,27 @@ def generator_config(opts: MovingMnistJobOptions) -> MovingMnistConfig:
 
 def validate(opts: MovingMnistJobOptions) -> None:
   """Every flag checked before the pipeline starts (JobConfigError naming it)."""
-  from pipelines.readers import mnist  # pylint: disable=g-import-not-at-top
-  core.check_common_options(opts, need_input=False)
+  options.check_common_options(opts, need_input=False)
   common.check_generator_options(opts)
   if not opts.variant:
-    raise core.JobConfigError(f"--variant is required: one of {'|'.join(VARIANTS)}")
+    raise options.JobConfigError(f"--variant is required: one of {'|'.join(VARIANTS)}")
   for flag in ("num_train", "num_test", "train_length", "test_length"):
     value = getattr(opts, flag)
     if value is None or value < 1:
-      raise core.JobConfigError(f"--{flag} must be >= 1, got {value}")
+      raise options.JobConfigError(f"--{flag} must be >= 1, got {value}")
   try:
     generator_config(opts).validate()
   except ValueError as e:
-    raise core.JobConfigError(str(e)) from None
+    raise options.JobConfigError(str(e)) from None
   if not opts.mnist_dir:
-    raise core.JobConfigError("--mnist_dir is required (MNIST IDX files or mnist.npz)")
+    raise options.JobConfigError("--mnist_dir is required (MNIST IDX files or mnist.npz)")
   for split in SPLITS:
     try:
       digits, _ = mnist.load_mnist(opts.mnist_dir, split)
     except mnist.MnistError as e:
-      raise core.JobConfigError(str(e)) from None
+      raise options.JobConfigError(str(e)) from None
     if digits.shape[1:] != (28, 28):
-      raise core.JobConfigError(f"{opts.mnist_dir}: {split} digits are {digits.shape[1:]}, "
+      raise options.JobConfigError(f"{opts.mnist_dir}: {split} digits are {digits.shape[1:]}, "
                                 f"expected 28x28")
 
 
@@ -84,12 +84,9 @@ class GenerateSequenceFn(beam.DoFn):
     self._labels = None
 
   def setup(self):
-    from pipelines.readers import mnist  # pylint: disable=g-import-not-at-top
     self._digits, self._labels = mnist.load_mnist(self._mnist_dir, self._split)
 
   def process(self, index):
-    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    from pipelines.synthetic import moving_mnist, rng  # pylint: disable=g-import-not-at-top
     gen = rng.track_rng(self._seed, "moving_mnist", self._cfg.variant, self._split, index)
     frames, boxes, label = moving_mnist.generate_sequence(
         self._cfg, self._digits, self._labels, self._length, gen)
@@ -100,8 +97,8 @@ class GenerateSequenceFn(beam.DoFn):
         images=[images.encode_png(f) for f in frames], boxes_xyxy=boxes,
         visible=np.ones([n], np.int64), frame_index=np.arange(n), label=str(label),
         occlusion=np.zeros([n], np.float32))
-    core.count("sequences_generated")
-    core.count("frames_generated", n)
+    writer.count("sequences_generated")
+    writer.count("frames_generated", n)
     yield track.track_id, schema.serialize_track(track), n
 
 
@@ -124,11 +121,11 @@ def build(p: beam.Pipeline, opts: MovingMnistJobOptions) -> None:
     info = {"generator": "pipelines.build_moving_mnist", "seed": opts.seed,
             "sequence_length": length, "config": dataclasses.asdict(cfg),
             "digits": "MNIST training split" if split == "train" else "MNIST test split"}
-    # (core's "rejects may be None" is refused by Beam 2.77's tuple input
+    # (the writer's "rejects may be None" is refused by Beam 2.77's tuple input
     # handling, hence an empty PCollection: nothing here can be rejected.)
     no_rejects = p | f"{split}/NoRejects" >> beam.Create([])
     written = ((records, no_rejects)
-               | f"{split}/Write" >> core.WriteShardedRecords(
+               | f"{split}/Write" >> writer.WriteShardedRecords(
                    opts.output_dir, name, split, opts.num_shards, extra_info=info))
     results.append(written | f"{split}/Tag" >> beam.Map(lambda i, s=split: (s, i)))
   infos = results | "AllSplits" >> beam.Flatten()
@@ -140,10 +137,10 @@ def build(p: beam.Pipeline, opts: MovingMnistJobOptions) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
-  if core.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
+  if runner.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
     return {}
-  counters = core.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist")
-  opts = core.make_pipeline_options(argv).view_as(MovingMnistJobOptions)
+  counters = runner.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist")
+  opts = runner.make_pipeline_options(argv).view_as(MovingMnistJobOptions)
   common.write_previews(opts, dataset_name(opts), SPLITS)
   return counters
 
@@ -152,4 +149,4 @@ if __name__ == "__main__":
   # Run the importable module's main so the DoFns pickled for workers belong
   # to `pipelines.build_moving_mnist`, not to `__main__`.
   from pipelines import build_moving_mnist as _job  # pylint: disable=import-self
-  core.cli_main(_job.main, "build_moving_mnist")
+  runner.cli_main(_job.main, "build_moving_mnist")

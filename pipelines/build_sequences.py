@@ -21,25 +21,25 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import core, job_flags, segments
+from pipelines import options, runner, segments, writer
 from pipelines.readers import sequences
 
 
-class SequencesJobOptions(core.DatasetJobOptions, job_flags.TrackSegmentOptions,
-                          job_flags.SequenceKindOptions):
+class SequencesJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,
+                          options.SequenceKindOptions):
   """The flags build_sequences reads (composed; defines none itself)."""
 
 
 def validate(opts) -> None:
-  segments.check_track_options(opts)
+  options.check_track_options(opts)
   if not opts.sequence_kind:
-    raise core.JobConfigError(f"--sequence_kind is required (one of {sequences.KINDS})")
+    raise options.JobConfigError(f"--sequence_kind is required (one of {sequences.KINDS})")
   try:
     paths = sequences.find_sequence_paths(opts.sequence_kind, opts.input_dir)
   except sequences.SequenceFormatError as e:
-    raise core.JobConfigError(f"--input_dir: {e}") from None
+    raise options.JobConfigError(f"--input_dir: {e}") from None
   if not paths:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--input_dir {opts.input_dir!r}: no {opts.sequence_kind} sequences found "
         "(expected sequence folders with their ground-truth file)")
 
@@ -55,10 +55,10 @@ class ReadSequenceTasks(beam.DoFn):
     try:
       ann = sequences.read_sequence(self._kind, path)
     except sequences.SequenceFormatError as e:
-      yield core.reject(path, e.reason, str(e))
+      yield writer.reject(e.to_reject(path))
       return
-    core.count("tracks")
-    core.count("annotated_frames", len(ann))
+    writer.count("tracks")
+    writer.count("annotated_frames", len(ann))
     yield from segments.tasks_from_annotation(
         ann, f"{self._kind}/{ann.name}", self._segment_length, path)
 
@@ -69,18 +69,18 @@ def build(p: beam.Pipeline, opts) -> None:
             | "SequencePaths" >> beam.Create(sorted(paths))
             | "ReadSequences" >> beam.ParDo(
                 ReadSequenceTasks(opts.sequence_kind, opts.segment_length)).with_outputs(
-                    core.REJECTED_TAG, main="tasks"))
+                    writer.REJECTED_TAG, main="tasks"))
   name = opts.name or opts.sequence_kind
-  segments.write_tracks((staged.tasks, staged[core.REJECTED_TAG]), opts, name,
+  segments.write_tracks((staged.tasks, staged[writer.REJECTED_TAG]), opts, name,
                         extra_info={"source": opts.sequence_kind,
                                     "segment_length": opts.segment_length,
                                     "max_side": opts.max_side})
 
 
 def main(argv=None):
-  return core.run_job(argv if argv is not None else sys.argv[1:], SequencesJobOptions,
-                      validate, build, "build_sequences", __doc__)
+  return runner.run_job(argv if argv is not None else sys.argv[1:], SequencesJobOptions,
+                        validate, build, "build_sequences", __doc__)
 
 
 if __name__ == "__main__":
-  core.cli_main(main, "build_sequences")
+  runner.cli_main(main, "build_sequences")

@@ -36,14 +36,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 
-from pipelines import core
-from pipelines.synthetic import common
-from pipelines.synthetic.flags import SyntheticJobOptions
+from pipelines import images, options, runner, schema, shards, writer
+from pipelines.options import SyntheticJobOptions
+from pipelines.readers import det, fs
+from pipelines.schema import Reject, RejectReason
+from pipelines.synthetic import common, procedural, rng, simulator, sources
 from pipelines.synthetic.simulator import SimulatorConfig
 
 SOURCE = "synthetic"
@@ -57,39 +59,37 @@ def simulator_config(opts: SyntheticJobOptions) -> SimulatorConfig:
 
 def validate(opts: SyntheticJobOptions) -> None:
   """Every flag checked before the pipeline starts (JobConfigError naming it)."""
-  from pipelines.readers import det, fs  # pylint: disable=g-import-not-at-top
-  from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
-  core.check_common_options(opts, need_input=False)
+  options.check_common_options(opts, need_input=False)
   common.check_generator_options(opts)
   if opts.num_tracks is None or opts.num_tracks < 1:
-    raise core.JobConfigError(f"--num_tracks must be >= 1, got {opts.num_tracks}")
+    raise options.JobConfigError(f"--num_tracks must be >= 1, got {opts.num_tracks}")
   if opts.jpeg_quality is None or not 1 <= opts.jpeg_quality <= 100:
-    raise core.JobConfigError(f"--jpeg_quality must be in [1, 100], got {opts.jpeg_quality}")
+    raise options.JobConfigError(f"--jpeg_quality must be in [1, 100], got {opts.jpeg_quality}")
   if opts.min_object_fraction is None or not 0 <= opts.min_object_fraction < 1:
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--min_object_fraction must be in [0, 1), got {opts.min_object_fraction}")
   try:
     simulator_config(opts).validate()
   except ValueError as e:
-    raise core.JobConfigError(str(e)) from None
+    raise options.JobConfigError(str(e)) from None
   if opts.det_dir:
     if not fs.isdir(opts.det_dir):
-      raise core.JobConfigError(f"--det_dir {opts.det_dir!r} is not a directory")
+      raise options.JobConfigError(f"--det_dir {opts.det_dir!r} is not a directory")
     if sources.is_det_root(opts.det_dir):
       try:
         dirs = det.annotation_dirs(opts.det_dir, det_subset(opts))
       except det.DetLayoutError as e:
-        raise core.JobConfigError(f"--det_dir: {e}") from None
+        raise options.JobConfigError(f"--det_dir: {e}") from None
       if not dirs:
-        raise core.JobConfigError(f"--det_dir {opts.det_dir!r}: no .xml files under "
+        raise options.JobConfigError(f"--det_dir {opts.det_dir!r}: no .xml files under "
                                   f"Annotations/DET/{det_subset(opts)}")
-    elif not core.record_files(opts.det_dir):
-      raise core.JobConfigError(
+    elif not shards.record_files(opts.det_dir):
+      raise options.JobConfigError(
           f"--det_dir {opts.det_dir!r} holds neither track record shards "
           f"(*-*.tfrecord-*-of-*, from pipelines.build_det) nor an ImageNet DET root "
           f"(Annotations/DET)")
   if opts.images_dir and not fs.isdir(opts.images_dir):
-    raise core.JobConfigError(f"--images_dir {opts.images_dir!r} is not a directory")
+    raise options.JobConfigError(f"--images_dir {opts.images_dir!r} is not a directory")
 
 
 def det_subset(opts) -> str:
@@ -126,8 +126,7 @@ class ReadObjectRecordsFn(beam.DoFn):
     self._min_fraction = min_fraction
 
   def process(self, filename, picks=None):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only on the workers
     index = -1
     try:
       for index, raw in enumerate(tf.data.TFRecordDataset(filename)):
@@ -136,18 +135,19 @@ class ReadObjectRecordsFn(beam.DoFn):
           obj = sources.object_from_record(raw.numpy(), name, self._min_fraction)
         except sources.SourceError as e:
           if picks is None:
-            yield core.reject(filename, e.reason, str(e), record=index)
+            yield writer.reject(e.to_reject(filename, record=index))
           continue
         if picks is None:
-          core.count("source_objects")
+          writer.count("source_objects")
           yield dataclasses.replace(obj, image_bytes=b"")
         else:
           for track in sorted(picks.get(obj.key, ())):
             yield obj, track
     except (tf.errors.DataLossError, tf.errors.OpError) as e:
       if picks is None:
-        yield core.reject(filename, "corrupt_record_file",
-                          f"unreadable after record {index}: {e.message.splitlines()[0]}")
+        yield writer.reject(Reject(
+            filename, RejectReason.CORRUPT_RECORD_FILE,
+            f"unreadable after record {index}: {e.message.splitlines()[0]}"))
 
 
 class ReadXmlObjectsFn(beam.DoFn):
@@ -164,8 +164,6 @@ class ReadXmlObjectsFn(beam.DoFn):
     self._det_subset = det_subset
 
   def process(self, element):
-    from pipelines.readers import det  # pylint: disable=g-import-not-at-top
-    from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
     if self._det_root:
       xml_path = element
       key_prefix = sources.det_key_prefix(self._det_root, self._det_subset, xml_path)
@@ -175,12 +173,12 @@ class ReadXmlObjectsFn(beam.DoFn):
     try:
       for item in sources.objects_from_xml(image_path, xml_path, key_prefix, self._min_fraction):
         if isinstance(item, sources.SourceError):
-          yield core.reject(xml_path, item.reason, str(item))
+          yield writer.reject(item.to_reject(xml_path))
         else:
-          core.count("source_objects")
+          writer.count("source_objects")
           yield item
     except sources.SourceError as e:
-      yield core.reject(xml_path, e.reason, str(e))
+      yield writer.reject(e.to_reject(xml_path))
 
 
 class PickObjectFn(beam.DoFn):
@@ -197,14 +195,13 @@ class PickObjectFn(beam.DoFn):
     self._keys = []
 
   def process(self, index, keys):
-    from pipelines.synthetic import rng  # pylint: disable=g-import-not-at-top
     if self._keys_src is not keys:
       self._keys = sorted(k for k, n in keys if n == 1)
       self._keys_src = keys
     if not self._keys:
-      yield core.reject("<sources>", "no_source_objects",
-                        "the sources gave no usable object (see the other rejects)",
-                        track=index)
+      yield writer.reject(Reject(
+          "<sources>", RejectReason.NO_SOURCE_OBJECTS,
+          "the sources gave no usable object (see the other rejects)", {"track": index}))
       return
     gen = rng.track_rng(self._seed, "pick", index)
     yield self._keys[int(gen.integers(len(self._keys)))], index
@@ -214,8 +211,9 @@ def _duplicate_key_rejects(key_count):
   """(key, count) -> the reject record (a plain element here, not a tagged output)."""
   key, n = key_count
   if n > 1:
-    yield core.reject(key, "duplicate_object_key",
-                      f"{n} source objects share this key; none of them is used").value
+    yield writer.reject(Reject(
+        key, RejectReason.DUPLICATE_OBJECT_KEY,
+        f"{n} source objects share this key; none of them is used")).value
 
 
 class SelectObjectsFn(beam.DoFn):
@@ -246,12 +244,6 @@ class SimulateTrackFn(beam.DoFn):
     self._last = (None, None)
 
   def setup(self):
-    # Import the heavy modules once per worker, not per element.
-    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    # pylint: disable=g-import-not-at-top
-    from pipelines.synthetic import procedural, rng, simulator, sources
-    self._images, self._schema = images, schema
-    self._procedural, self._rng, self._sim, self._sources = procedural, rng, simulator, sources
     self._cfg.validate()
 
   def _image(self, obj):
@@ -263,40 +255,41 @@ class SimulateTrackFn(beam.DoFn):
 
   def process(self, element):
     obj, index = element
-    gen = self._rng.track_rng(self._seed, "track", index)
+    gen = rng.track_rng(self._seed, "track", index)
     if obj is None:
-      image, objects = self._procedural.make_image(gen)
+      image, objects = procedural.make_image(gen)
       box, label = objects[int(gen.integers(len(objects)))]
       name = f"<procedural {index}>"
     else:
       name, label = obj.name, obj.label
       try:
         image = self._image(obj)
-      except self._images.ImageError as e:
-        yield core.reject(obj.image_path or obj.name, "corrupt_image", str(e), track=index)
+      except images.ImageError as e:
+        yield writer.reject(Reject(obj.image_path or obj.name, RejectReason.CORRUPT_IMAGE, str(e),
+                                   {"track": index}))
         return
       try:
         box = obj.box_in(image, self._min_fraction)
-      except self._sources.SourceError as e:
-        yield core.reject(name, e.reason, str(e), track=index)
+      except sources.SourceError as e:
+        yield writer.reject(e.to_reject(name, track=index))
         return
     try:
-      sim = self._sim.simulate_track(image, box, gen, self._cfg)
-    except self._sim.SimulationError as e:
-      yield core.reject(name, e.reason, str(e), track=index)
+      sim = simulator.simulate_track(image, box, gen, self._cfg)
+    except simulator.SimulationError as e:
+      yield writer.reject(e.to_reject(name, track=index))
       return
     n = len(sim.frames)
-    track = self._schema.Track(
+    track = schema.Track(
         track_id=track_id(self._seed, index), source=SOURCE, height=self._cfg.canvas_size,
         width=self._cfg.canvas_size,
-        images=[self._images.encode_jpeg(f, self._quality) for f in sim.frames],
+        images=[images.encode_jpeg(f, self._quality) for f in sim.frames],
         boxes_xyxy=sim.boxes_xyxy, visible=sim.visible, frame_index=np.arange(n),
         occlusion=sim.occlusion, label=label)
-    core.count("tracks_generated")
-    core.count("frames_generated", n)
-    core.count("frames_occluded", int(n - sim.visible.sum()))
-    core.count("frames_partly_occluded", int(np.count_nonzero(sim.occlusion > 0)))
-    yield track.track_id, self._schema.serialize_track(track), n
+    writer.count("tracks_generated")
+    writer.count("frames_generated", n)
+    writer.count("frames_occluded", int(n - sim.visible.sum()))
+    writer.count("frames_partly_occluded", int(np.count_nonzero(sim.occlusion > 0)))
+    yield track.track_id, schema.serialize_track(track), n
 
 
 # ---------------------------------------------------------------------------
@@ -311,8 +304,8 @@ def source_description(opts) -> str:
 
 
 def _counted(reject: dict) -> dict:
-  """A reject found while listing (in the driver), counted like core.reject does."""
-  core.count(f"rejected_{reject['reason']}")
+  """A reject found while listing (in the driver), counted like writer.reject does."""
+  writer.count(f"rejected_{reject['reason']}")
   return reject
 
 
@@ -320,8 +313,6 @@ def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
   """(objects, reject PCollections, select) where `objects` holds every
   usable object without image bytes (for picking) and `select(picks_view)`
   gives the (object, track index) PCollection of the picked ones."""
-  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
-  from pipelines.synthetic import sources  # pylint: disable=g-import-not-at-top
   frac = opts.min_object_fraction
   light, rejects, record_files = [], [], None
   if opts.det_dir:
@@ -331,23 +322,23 @@ def _read_sources(p: beam.Pipeline, opts: SyntheticJobOptions):
               | "DetXmlFiles" >> beam.FlatMap(det.list_xmls)
               | "DetXmlSpread" >> beam.Reshuffle()
               | "ReadDetXml" >> beam.ParDo(ReadXmlObjectsFn(frac, opts.det_dir, subset))
-              .with_outputs(core.REJECTED_TAG, main="objects"))
+              .with_outputs(writer.REJECTED_TAG, main="objects"))
     else:
-      record_files = (p | "DetRecordFiles" >> beam.Create(core.record_files(opts.det_dir))
+      record_files = (p | "DetRecordFiles" >> beam.Create(shards.record_files(opts.det_dir))
                       | "DetFilesSpread" >> beam.Reshuffle())
       read = (record_files
               | "IndexDetRecords" >> beam.ParDo(ReadObjectRecordsFn(frac)).with_outputs(
-                  core.REJECTED_TAG, main="objects"))
+                  writer.REJECTED_TAG, main="objects"))
     light.append(read.objects)
-    rejects.append(read[core.REJECTED_TAG])
+    rejects.append(read[writer.REJECTED_TAG])
   if opts.images_dir:
     xml_entries, listed, listed_rejects = sources.scan_images_dir(opts.images_dir)
     read = (p | "PhotoXmlFiles" >> beam.Create(xml_entries)
             | "ReadPhotoXml" >> beam.ParDo(ReadXmlObjectsFn(frac)).with_outputs(
-                core.REJECTED_TAG, main="objects"))
+                writer.REJECTED_TAG, main="objects"))
     light += [read.objects, p | "BoxesFileObjects" >> beam.Create(listed)]
-    rejects += [read[core.REJECTED_TAG],
-                p | "ListingRejects" >> beam.Create(listed_rejects)
+    rejects += [read[writer.REJECTED_TAG],
+                p | "ListingRejects" >> beam.Create([r.to_json_dict() for r in listed_rejects])
                 | "CountListingRejects" >> beam.Map(_counted)]
   objects = light[0] if len(light) == 1 else light | "AllObjects" >> beam.Flatten()
 
@@ -379,31 +370,32 @@ def build(p: beam.Pipeline, opts: SyntheticJobOptions) -> None:
     key_counts = (objects
                   | "ObjectKeys" >> beam.Map(lambda o: o.key)
                   | "CountKeys" >> beam.combiners.Count.PerElement())
+    # The main output's type, declared: Beam's inference would mix in the rejects' TaggedOutput.
     picked = indices | "PickObjects" >> beam.ParDo(
-        PickObjectFn(opts.seed), keys=beam.pvalue.AsList(key_counts)).with_outputs(
-            core.REJECTED_TAG, main="picks")
-    rejects.append(picked[core.REJECTED_TAG])
+        PickObjectFn(opts.seed), keys=beam.pvalue.AsList(key_counts)).with_output_types(
+            Tuple[str, int]).with_outputs(writer.REJECTED_TAG, main="picks")
+    rejects.append(picked[writer.REJECTED_TAG])
     rejects.append(key_counts | "DuplicateKeys" >> beam.FlatMap(_duplicate_key_rejects))
     by_key = picked.picks | "TracksPerObject" >> beam.GroupByKey()
     work = select(beam.pvalue.AsDict(by_key)) | "SpreadTracks" >> beam.Reshuffle()
   simulated = work | "Simulate" >> beam.ParDo(simulate).with_outputs(
-      core.REJECTED_TAG, main="records")
-  rejects.append(simulated[core.REJECTED_TAG])
+      writer.REJECTED_TAG, main="records")
+  rejects.append(simulated[writer.REJECTED_TAG])
   all_rejects = rejects | "AllRejects" >> beam.Flatten()
   info = {"generator": "pipelines.build_synthetic", "seed": opts.seed,
           "source": source_description(opts), "simulator": dataclasses.asdict(cfg),
           "jpeg_quality": opts.jpeg_quality, "min_object_fraction": opts.min_object_fraction}
   _ = ((simulated.records, all_rejects)
-       | "Write" >> core.WriteShardedRecords(opts.output_dir, opts.name or DEFAULT_NAME,
+       | "Write" >> writer.WriteShardedRecords(opts.output_dir, opts.name or DEFAULT_NAME,
                                               opts.split, opts.num_shards, extra_info=info))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
-  if core.maybe_print_help(argv, SyntheticJobOptions, "pipelines.build_synthetic", __doc__):
+  if runner.maybe_print_help(argv, SyntheticJobOptions, "pipelines.build_synthetic", __doc__):
     return {}
-  counters = core.run_job(argv, SyntheticJobOptions, validate, build, "build_synthetic")
-  opts = core.make_pipeline_options(argv).view_as(SyntheticJobOptions)
+  counters = runner.run_job(argv, SyntheticJobOptions, validate, build, "build_synthetic")
+  opts = runner.make_pipeline_options(argv).view_as(SyntheticJobOptions)
   common.write_previews(opts, opts.name or DEFAULT_NAME, [opts.split])
   return counters
 
@@ -412,4 +404,4 @@ if __name__ == "__main__":
   # Run the importable module's main so the DoFns pickled for workers belong
   # to `pipelines.build_synthetic`, not to `__main__`.
   from pipelines import build_synthetic as _job  # pylint: disable=import-self
-  core.cli_main(_job.main, "build_synthetic")
+  runner.cli_main(_job.main, "build_synthetic")

@@ -19,12 +19,12 @@ import sys
 
 import apache_beam as beam
 
-from pipelines import core, job_flags, segments
+from pipelines import options, runner, segments, writer
 from pipelines.readers import vid
 
 
-class VidJobOptions(core.DatasetJobOptions, job_flags.TrackSegmentOptions,
-                    job_flags.VidOptions):
+class VidJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,
+                    options.VidOptions):
   """The flags build_vid reads (composed; defines none itself)."""
 
 
@@ -33,13 +33,13 @@ def _subset(opts) -> str:
 
 
 def validate(opts) -> None:
-  segments.check_track_options(opts)
+  options.check_track_options(opts)
   try:
     videos = vid.find_videos(opts.input_dir, _subset(opts))
   except vid.VidLayoutError as e:
-    raise core.JobConfigError(f"--input_dir: {e}") from None
+    raise options.JobConfigError(f"--input_dir: {e}") from None
   if not any(v.ann_dir for v in videos):
-    raise core.JobConfigError(
+    raise options.JobConfigError(
         f"--input_dir {opts.input_dir!r}: no annotation folders with .xml files under "
         f"Annotations/VID/{_subset(opts)}")
 
@@ -52,11 +52,11 @@ class ReadVidVideo(beam.DoFn):
 
   def process(self, video: vid.VidVideo):
     tracks, rejects = vid.read_video(video)
-    for path, reason, detail in rejects:
-      yield core.reject(path, reason, detail)
-    core.count("videos")
+    for r in rejects:
+      yield writer.reject(r)
+    writer.count("videos")
     for t in tracks:
-      core.count("tracks")
+      writer.count("tracks")
       yield from segments.make_tasks(
           f"vid/{t.video}/{t.trackid}", "vid", t.label, t.frame_paths, t.boxes_xyxy,
           t.visible, t.frame_index, t.ann_refs, self._segment_length,
@@ -68,17 +68,17 @@ def build(p: beam.Pipeline, opts) -> None:
   staged = (p
             | "Videos" >> beam.Create(videos)
             | "ReadVideos" >> beam.ParDo(ReadVidVideo(opts.segment_length)).with_outputs(
-                core.REJECTED_TAG, main="tasks"))
-  segments.write_tracks((staged.tasks, staged[core.REJECTED_TAG]), opts, opts.name or "vid",
+                writer.REJECTED_TAG, main="tasks"))
+  segments.write_tracks((staged.tasks, staged[writer.REJECTED_TAG]), opts, opts.name or "vid",
                         extra_info={"source": "vid", "subset": _subset(opts),
                                     "segment_length": opts.segment_length,
                                     "max_side": opts.max_side})
 
 
 def main(argv=None):
-  return core.run_job(argv if argv is not None else sys.argv[1:], VidJobOptions, validate,
-                      build, "build_vid", __doc__)
+  return runner.run_job(argv if argv is not None else sys.argv[1:], VidJobOptions, validate,
+                        build, "build_vid", __doc__)
 
 
 if __name__ == "__main__":
-  core.cli_main(main, "build_vid")
+  runner.cli_main(main, "build_vid")

@@ -15,6 +15,9 @@ import re
 from typing import Tuple, Union
 
 import numpy as np
+from PIL import Image, ImageFile
+
+from pipelines.readers import fs
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,7 +28,6 @@ class ImageError(ValueError):
 
 
 def _pil():
-  from PIL import Image, ImageFile  # pylint: disable=g-import-not-at-top
   # Never pad truncated files silently: a truncated JPEG must be an error.
   ImageFile.LOAD_TRUNCATED_IMAGES = False
   return Image
@@ -67,7 +69,6 @@ def _describe(e: Exception) -> str:
 
 def read_bytes(path: str) -> bytes:
   """Whole file, local or any filesystem tf.io.gfile knows (gs://, ...)."""
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   return fs.read_bytes(path)
 
 

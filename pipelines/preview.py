@@ -18,6 +18,10 @@ import sys
 from typing import List, Optional
 
 import numpy as np
+from absl import flags
+from PIL import Image, ImageDraw
+
+from pipelines import images, schema, shards
 
 VISIBLE_COLOR = (40, 230, 40)
 OCCLUDED_COLOR = (240, 40, 40)
@@ -27,8 +31,7 @@ TEXT_COLOR = (255, 255, 0)
 def read_tracks(records: str, num_tracks: int, name: Optional[str] = None,
                 split: Optional[str] = None):
   """The first `num_tracks` tracks of the sorted shard files (deterministic)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from pipelines import schema, shards  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to read records
   files = shards.record_files(records, name, split)
   if not files:
     raise FileNotFoundError(f"no track records in {records!r}"
@@ -44,8 +47,6 @@ def read_tracks(records: str, num_tracks: int, name: Optional[str] = None,
 
 def contact_sheet(tracks, frames_per_track: int = 8, cell_size: int = 128) -> np.ndarray:
   """HxWx3 uint8 sheet: a row per track, a title strip above each row."""
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
-  from pipelines import images  # pylint: disable=g-import-not-at-top
   if not tracks:
     raise ValueError("contact_sheet: no tracks to draw")
   title_h = 14
@@ -87,7 +88,6 @@ def write_preview(records: str, output: str, num_tracks: int, name: Optional[str
   `records` may list several datasets separated by commas (e.g. the three
   moving-MNIST variants): `num_tracks` rows from each.
   """
-  from pipelines import images  # pylint: disable=g-import-not-at-top
   if num_tracks < 1:
     raise ValueError(f"--num_tracks must be >= 1, got {num_tracks}")
   if frames_per_track < 1 or cell_size < 8:
@@ -102,7 +102,7 @@ def write_preview(records: str, output: str, num_tracks: int, name: Optional[str
   if parent and "://" not in output:
     os.makedirs(parent, exist_ok=True)
   if "://" in output:
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only for remote paths
     with tf.io.gfile.GFile(output, "wb") as f:
       f.write(data)
   else:
@@ -112,7 +112,6 @@ def write_preview(records: str, output: str, num_tracks: int, name: Optional[str
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  from absl import flags  # pylint: disable=g-import-not-at-top
   fl = flags.FlagValues()
   flags.DEFINE_string("records", None, "Dataset directory (or a shard file / glob); several "
                       "separated by commas.", flag_values=fl)

@@ -73,6 +73,72 @@ CROP_PAIR_FEATURES = {
 }
 
 
+# --- rejects -----------------------------------------------------------------
+# Every job writes OUT/rejected-{split}.jsonl: one JSON object per skipped
+# input, {"path", "reason"[, "detail"][, extra fields such as "track"]}.
+
+
+class RejectReason:
+  """The one vocabulary of reject reasons (the `reason` field) of all jobs."""
+  # files
+  MISSING_IMAGE = "missing_image"              # no such image, or not readable
+  CORRUPT_IMAGE = "corrupt_image"              # does not decode
+  FRAME_SIZE_MISMATCH = "frame_size_mismatch"  # a frame of another size than the track's
+  MISSING_ANNOTATION = "missing_annotation"
+  MALFORMED_ANNOTATION = "malformed_annotation"
+  NO_ANNOTATION = "no_annotation"              # a photo with no XML and no boxes.csv line
+  BAD_BOXES_LINE = "bad_boxes_line"            # a boxes.csv line that cannot be parsed
+  # videos and tracks
+  EMPTY_VIDEO = "empty_video"
+  NO_VALID_FRAMES = "no_valid_frames"
+  # boxes and objects
+  BAD_BOX = "bad_box"                          # zero / negative size, not finite
+  BOX_OUTSIDE_IMAGE = "box_outside_image"
+  SMALL_OBJECT = "small_object"                # under the minimum fraction of the image
+  NO_OBJECTS = "no_objects"
+  # records
+  MALFORMED_RECORD = "malformed_record"
+  BAD_RECORD = "bad_record"
+  CORRUPT_RECORD_FILE = "corrupt_record_file"
+  # the simulator
+  NO_SOURCE_OBJECTS = "no_source_objects"
+  DUPLICATE_OBJECT_KEY = "duplicate_object_key"
+  INVALID_BOX = "invalid_box"
+  SMALL_BOX = "small_box"
+  NO_BOX = "no_box"
+  NO_UNOCCLUDED_START = "no_unoccluded_start"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+  """One skipped input: where (file, file:line, track id), why (a RejectReason)
+  and what exactly; `extra` adds fields (e.g. track=..., record=...)."""
+  path: str
+  reason: str
+  detail: str = ""
+  extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def to_json_dict(self) -> Dict[str, Any]:
+    """The line written to rejected-{split}.jsonl (detail only when set)."""
+    record: Dict[str, Any] = {"path": str(self.path), "reason": self.reason}
+    if self.detail:
+      record["detail"] = str(self.detail)
+    record.update(self.extra)
+    return record
+
+
+class RejectError(ValueError):
+  """An input that gives no output; `reason` is its RejectReason and the
+  message its detail. The readers' and sources' errors derive from it."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+  def to_reject(self, path: str, **extra) -> Reject:
+    return Reject(path, self.reason, str(self), extra)
+
+
 @dataclasses.dataclass
 class Track:
   """One track segment in memory (what a record holds)."""
@@ -106,17 +172,17 @@ class Track:
 
 
 def _bytes_feature(values):
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
 
 
 def _float_feature(values):
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
 
 
 def _int_feature(values):
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
 
 
@@ -126,7 +192,7 @@ def _as_bytes(s) -> bytes:
 
 def track_to_example(track: Track):
   """Track -> tf.train.SequenceExample."""
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   context = tf.train.Features(feature={
       TRACK_ID: _bytes_feature([_as_bytes(track.track_id)]),
       TRACK_SOURCE: _bytes_feature([_as_bytes(track.source)]),
@@ -156,7 +222,7 @@ def serialize_track(track: Track) -> bytes:
 
 
 def _specs():
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   context = {
       TRACK_ID: tf.io.FixedLenFeature([], tf.string),
       TRACK_SOURCE: tf.io.FixedLenFeature([], tf.string),
@@ -181,7 +247,7 @@ def parse_track_tf(serialized) -> Dict[str, Any]:
   """Graph-mode parser for tf.data: returns a flat dict of tensors:
   track_id, source, label, height, width, images [N] (encoded), boxes_xyxy [N,4],
   visible [N] int64, occlusion [N], frame_index [N]."""
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   context_spec, seq_spec = _specs()
   ctx, seq = tf.io.parse_single_sequence_example(
       serialized, context_features=context_spec, sequence_features=seq_spec)
@@ -209,7 +275,7 @@ def parse_track(serialized: bytes) -> Track:
 
 
 def crop_pair_to_example(prev_encoded: bytes, curr_encoded: bytes, label_box, track_id: str):
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   label = np.asarray(label_box, dtype=np.float32).reshape(-1)
   if label.shape != (4,):
     raise ValueError(f"crop pair {track_id!r}: label/box needs 4 values, got {label.shape}")
@@ -228,7 +294,7 @@ def serialize_crop_pair(prev_encoded, curr_encoded, label_box, track_id) -> byte
 
 def parse_crop_pair_tf(serialized):
   """Graph-mode parser: dict with prev, curr (encoded), label [4], track_id."""
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only to (de)serialize
   spec = {
       CROP_PREV: tf.io.FixedLenFeature([], tf.string),
       CROP_CURR: tf.io.FixedLenFeature([], tf.string),

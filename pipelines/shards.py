@@ -1,7 +1,7 @@
 """Shard naming and lookup of the record files the pipelines write.
 
 Kept free of Apache Beam so training, evaluation and tools that only read
-records do not pay for importing it. `pipelines.core` re-exports these.
+records do not pay for importing it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def shard_path(output_dir: str, name: str, split: str, shard: int, num_shards: i
 def record_files(path_or_dir: str, name: Optional[str] = None,
                  split: Optional[str] = None) -> List[str]:
   """The shard files of a dataset directory (sorted), or of a glob pattern."""
-  import tensorflow as tf
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # keeps this module TF-free to import
   if any(ch in path_or_dir for ch in "*?["):
     files = tf.io.gfile.glob(path_or_dir)
   elif tf.io.gfile.isdir(path_or_dir):

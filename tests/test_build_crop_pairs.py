@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from model import geometry
-from pipelines import build_crop_pairs, core, images, schema
+from pipelines import build_crop_pairs, images, options, schema, shards
 
 from tests import dataset_trees as trees
 
@@ -57,7 +57,7 @@ def pairs(tmp_path_factory):
 
 def _read(out):
   got = {}
-  for path in core.record_files(out, "crop_pairs", "train"):
+  for path in shards.record_files(out, "crop_pairs", "train"):
     for raw in tf.data.TFRecordDataset(path):
       ex = tf.io.parse_single_example(raw, {
           "crop/prev/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -121,5 +121,5 @@ def test_jitter_box_keeps_center_inside():
 def test_missing_records_fail_before_the_pipeline(tmp_path):
   (tmp_path / "in").mkdir()
   trees.write(str(tmp_path / "in/x-val.tfrecord-00000-of-00001"), b"")
-  with pytest.raises(core.JobConfigError, match="no track record shards of split 'train'"):
+  with pytest.raises(options.JobConfigError, match="no track record shards of split 'train'"):
     build_crop_pairs.main([f"--input_dir={tmp_path / 'in'}", f"--output_dir={tmp_path / 'o'}"])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import build_alov, build_crop_pairs, build_det, build_sequences, build_vid, core
+from pipelines import (build_alov, build_crop_pairs, build_det, build_sequences, build_vid,
+                       options, shards)
 from pipelines.readers import sequences
 
 from tests import dataset_trees as trees
@@ -37,7 +38,7 @@ SEQUENCE = {
 def read_records(out_dir, name, split="train"):
   """track id -> plain parsed record (numpy)."""
   recs = {}
-  for path in core.record_files(out_dir, name, split):
+  for path in shards.record_files(out_dir, name, split):
     for raw in tf.data.TFRecordDataset(path):
       ctx, seq = tf.io.parse_single_sequence_example(
           raw, context_features=CONTEXT, sequence_features=SEQUENCE)
@@ -182,22 +183,22 @@ def test_long_tracks_are_cut_into_segments(tmp_path):
 def test_bad_inputs_fail_before_the_pipeline(tmp_path):
   missing = str(tmp_path / "nope")
   out = str(tmp_path / "out")
-  with pytest.raises(core.JobConfigError, match="does not exist"):
+  with pytest.raises(options.JobConfigError, match="does not exist"):
     build_vid.main([f"--input_dir={missing}", f"--output_dir={out}"])
   (tmp_path / "empty").mkdir()
   empty = str(tmp_path / "empty")
-  with pytest.raises(core.JobConfigError, match="Annotations/VID/train"):
+  with pytest.raises(options.JobConfigError, match="Annotations/VID/train"):
     build_vid.main([f"--input_dir={empty}", f"--output_dir={out}"])
-  with pytest.raises(core.JobConfigError, match="alov300"):
+  with pytest.raises(options.JobConfigError, match="alov300"):
     build_alov.main([f"--input_dir={empty}", f"--output_dir={out}"])
-  with pytest.raises(core.JobConfigError, match="Annotations/DET/val"):
+  with pytest.raises(options.JobConfigError, match="Annotations/DET/val"):
     build_det.main([f"--input_dir={empty}", f"--output_dir={out}", "--split=val"])
-  with pytest.raises(core.JobConfigError, match="no otb sequences"):
+  with pytest.raises(options.JobConfigError, match="no otb sequences"):
     build_sequences.main([f"--input_dir={empty}", f"--output_dir={out}",
                           "--sequence_kind=otb"])
-  with pytest.raises(core.JobConfigError, match="--sequence_kind is required"):
+  with pytest.raises(options.JobConfigError, match="--sequence_kind is required"):
     build_sequences.main([f"--input_dir={empty}", f"--output_dir={out}"])
-  with pytest.raises(core.JobConfigError, match="--segment_length"):
+  with pytest.raises(options.JobConfigError, match="--segment_length"):
     build_sequences.main([f"--input_dir={empty}", f"--output_dir={out}",
                           "--sequence_kind=otb", "--segment_length=1"])
   assert not os.path.exists(out)
@@ -211,7 +212,7 @@ def test_help_lists_the_jobs_flags_and_typos_are_errors(job, own_flag, tmp_path,
   text = capsys.readouterr().out
   assert own_flag in text and f"python -m pipelines.{job.__name__.split('.')[-1]}" in text
   # Beam would only warn about a misspelt flag and run with the default.
-  with pytest.raises(core.JobConfigError, match=r"unknown flag.*--num_shard$"):
+  with pytest.raises(options.JobConfigError, match=r"unknown flag.*--num_shard$"):
     job.main([f"--input_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}", "--num_shard=3"])
   assert not os.path.exists(tmp_path / "out")
 

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from pipelines import core, schema
+from pipelines import schema, shards, writer
 
 
 def _track(i, n=3):
@@ -38,8 +38,8 @@ def test_track_round_trip_with_plain_tf():
 
 def test_shard_for_key_is_stable():
   # sha256-based: the same on every machine and Python process
-  assert core.shard_for_key("vid/abc/0/0000", 8) == core.shard_for_key("vid/abc/0/0000", 8)
-  assert core.shard_for_key("a", 1000) == 250
+  assert shards.shard_for_key("vid/abc/0/0000", 8) == shards.shard_for_key("vid/abc/0/0000", 8)
+  assert shards.shard_for_key("a", 1000) == 250
 
 
 def _write(out, num_shards, tracks, rejects):
@@ -47,11 +47,11 @@ def _write(out, num_shards, tracks, rejects):
     recs = p | "Tracks" >> beam.Create(tracks) | beam.Map(
         lambda t: (t.track_id, schema.serialize_track(t), len(t)))
     rej = p | "Rejects" >> beam.Create(rejects)
-    _ = (recs, rej) | core.WriteShardedRecords(out, "toy", "train", num_shards)
+    _ = (recs, rej) | writer.WriteShardedRecords(out, "toy", "train", num_shards)
 
 
 def _read_dir(out):
-  files = core.record_files(out, "toy", "train")
+  files = shards.record_files(out, "toy", "train")
   return {os.path.basename(f): open(f, "rb").read() for f in files}
 
 
@@ -77,14 +77,14 @@ def test_writer_is_deterministic_and_complete(tmp_path):
     ids = [schema.parse_track(r.numpy()).track_id
            for r in tf.data.TFRecordDataset(os.path.join(out1, name))]
     assert ids == sorted(ids)
-    assert all(core.shard_for_key(i, 4) == shard for i in ids)
+    assert all(shards.shard_for_key(i, 4) == shard for i in ids)
 
 
 def test_rerun_with_fewer_shards_removes_stale_files(tmp_path):
   out = str(tmp_path)
   _write(out, 4, [_track(i) for i in range(5)], [])
   _write(out, 2, [_track(i) for i in range(5)], [])
-  assert len(core.record_files(out, "toy", "train")) == 2
+  assert len(shards.record_files(out, "toy", "train")) == 2
 
 
 def test_writer_without_rejects(tmp_path):
@@ -92,6 +92,40 @@ def test_writer_without_rejects(tmp_path):
   with TestPipeline() as p:
     _ = (p | beam.Create([_track(1)])
          | beam.Map(lambda t: (t.track_id, schema.serialize_track(t), len(t)))
-         | core.WriteShardedRecords(out, "toy", "train", 2))
-  assert len(core.record_files(out, "toy", "train")) == 2
+         | writer.WriteShardedRecords(out, "toy", "train", 2))
+  assert len(shards.record_files(out, "toy", "train")) == 2
   assert open(os.path.join(out, "rejected-train.jsonl")).read() == ""
+
+
+def _build_even(i):
+  """Build step of the writer test: a record for even items, the same reject
+  for every odd one (so de-duplication has something to drop)."""
+  if i % 2:
+    yield writer.reject(schema.Reject("odd", schema.RejectReason.BAD_BOX, "odd item"))
+    return
+  t = _track(i)
+  yield t.track_id, schema.serialize_track(t), len(t)
+
+
+def _item_key(i):
+  return f"t{i:03d}"
+
+
+def test_writer_build_step_builds_records_in_the_shard_writer(tmp_path):
+  """The same writer with a per-shard build step: records built from items,
+  the same files as writing the built records directly, rejects from the
+  build step merged with the input's and de-duplicated."""
+  built, direct = str(tmp_path / "built"), str(tmp_path / "direct")
+  with TestPipeline() as p:
+    items = p | "Items" >> beam.Create(list(range(10)))
+    rej = p | "Rejects" >> beam.Create([{"path": "a.xml", "reason": "malformed_annotation"}])
+    _ = (items, rej) | writer.WriteShardedRecords(built, "toy", "train", 3, build=_build_even,
+                                                  key=_item_key, dedup_rejects=True)
+  _write(direct, 3, [_track(i) for i in range(0, 10, 2)], [])
+  assert _read_dir(built) == _read_dir(direct)
+  lines = [json.loads(l) for l in open(os.path.join(built, "rejected-train.jsonl"))]
+  assert lines == [{"path": "odd", "reason": "bad_box", "detail": "odd item"},  # sorted as JSON
+                   {"path": "a.xml", "reason": "malformed_annotation"}]
+  info = json.load(open(os.path.join(built, "dataset_info.json")))["splits"]["train"]
+  assert info["num_tracks"] == 5 and info["rejected_by_reason"] == {
+      "bad_box": 1, "malformed_annotation": 1}

@@ -5,12 +5,14 @@ import os
 import subprocess
 import sys
 
+from absl import flags
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from model import export
-from model.tracker import Re3MultiTracker, Re3Tracker, RLAgentTracker, load_model
+from model.loading import load_model
+from model.tracker import Re3MultiTracker, Re3Tracker, RLAgentTracker
 from tests import tracking_utils as tu
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,6 @@ def test_load_errors(tmp_path, re3_net, re3_export):
 
 @pytest.mark.slow
 def test_command_line_export_then_saved_model_cli_show_and_run(re3_net, re3_export, tmp_path):
-  from absl import flags
   out = str(tmp_path / "exp")
   fv = flags.FlagValues()
   export.define_flags(fv)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import build_moving_mnist, core, schema
+from pipelines import build_moving_mnist, options, schema, shards
 from pipelines.readers import mnist
 from pipelines.synthetic import moving_mnist as mm
 
@@ -196,7 +196,7 @@ def test_job_writes_both_splits_deterministically(tmp_path, shared_dir):
   assert info["splits"]["test"]["num_tracks"] == 2 and info["splits"]["test"]["num_frames"] == 18
   assert (a / "preview-train.png").stat().st_size > 1000 and (a / "preview-test.png").exists()
   for split, length in (("train", 5), ("test", 9)):
-    for raw in tf.data.TFRecordDataset(core.record_files(str(a), split=split)):
+    for raw in tf.data.TFRecordDataset(shards.record_files(str(a), split=split)):
       ctx, seq = tf.io.parse_single_sequence_example(
           raw, context_features={"track/label": tf.io.FixedLenFeature([], tf.string),
                                  "track/source": tf.io.FixedLenFeature([], tf.string)},
@@ -238,13 +238,13 @@ def test_another_seed_gives_other_sequences(real):
     (["--num_train", "3"], "--variant is required"),
 ])
 def test_nonsense_options_fail_before_the_pipeline(tmp_path, shared_dir, flags, message):
-  with pytest.raises(core.JobConfigError, match=message):
+  with pytest.raises(options.JobConfigError, match=message):
     build_moving_mnist.main(["--mnist_dir", str(shared_dir / "data" / "mnist"),
                              "--output_dir", str(tmp_path / "o"), *flags])
   assert not (tmp_path / "o").exists()
 
 
 def test_missing_mnist_dir_names_it(tmp_path):
-  with pytest.raises(core.JobConfigError, match="nowhere"):
+  with pytest.raises(options.JobConfigError, match="nowhere"):
     build_moving_mnist.main(["--variant", "fixed", "--mnist_dir", str(tmp_path / "nowhere"),
                              "--output_dir", str(tmp_path / "o")])

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines import images
-from pipelines.readers import alov, det, sequences
+from pipelines import images, schema
+from pipelines.readers import alov, det, fs, sequences
 from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
 
 from tests import dataset_trees as trees
@@ -235,14 +235,34 @@ def test_voc_xml_fields_and_errors(tmp_path):
 
 
 def test_det_judge_box_rules():
-  box, reason, _ = det.judge_box([20, 10, 100, 70], 40, 60, (80, 120), 0.01)
+  box = det.judge_box([20, 10, 100, 70], 40, 60, (80, 120), 0.01)
   np.testing.assert_allclose(box, [10, 5, 50, 35])
-  assert reason is None
-  assert det.judge_box([5, 5, 5, 9], 40, 60, None, 0.01)[1] == "bad_box"
-  assert det.judge_box([61, 5, 70, 9], 40, 60, None, 0.01)[1] == "box_outside_image"
-  assert det.judge_box([0, 0, 4, 4], 40, 60, None, 0.01)[1] == "small_object"  # 16/2400
-  np.testing.assert_allclose(det.judge_box([-5, -5, 30, 30], 40, 60, None, 0.01)[0],
+
+  def reason(*args):
+    with pytest.raises(det.BoxRejected) as e:
+      det.judge_box(*args)
+    assert isinstance(e.value, schema.RejectError)
+    return e.value.reason
+
+  assert reason([5, 5, 5, 9], 40, 60, None, 0.01) == "bad_box"
+  assert reason([61, 5, 70, 9], 40, 60, None, 0.01) == "box_outside_image"
+  assert reason([0, 0, 4, 4], 40, 60, None, 0.01) == "small_object"  # 16/2400
+  assert reason([5, 5, 5, 9], 40, 60, (80, 120), 0.01) == "bad_box"
+  np.testing.assert_allclose(det.judge_box([-5, -5, 30, 30], 40, 60, None, 0.01),
                              [0, 0, 30, 30])
+
+
+def test_reject_record_and_errors():
+  """One Reject record for every job: detail only when set, extra fields after."""
+  r = schema.Reject("a.xml", schema.RejectReason.BAD_BOX, "zero size", {"track": "t/0"})
+  assert r.to_json_dict() == {"path": "a.xml", "reason": "bad_box", "detail": "zero size",
+                              "track": "t/0"}
+  assert schema.Reject("b", schema.RejectReason.EMPTY_VIDEO).to_json_dict() == {
+      "path": "b", "reason": "empty_video"}
+  e = sequences.SequenceFormatError("gt.txt: line 3: 3 values")
+  assert isinstance(e, schema.RejectError) and isinstance(e, ValueError)
+  assert e.to_reject("gt.txt").to_json_dict() == {
+      "path": "gt.txt", "reason": "malformed_annotation", "detail": "gt.txt: line 3: 3 values"}
 
 
 # ---------------------------------------------------------------------------
@@ -281,3 +301,23 @@ def test_images_modes_and_errors(tmp_path):
   small, h, w, (sx, sy) = images.frame_bytes_for_record(good, "f.jpg", max_side=20)
   assert (h, w) == (15, 20) and sx == pytest.approx(0.5) and sy == pytest.approx(0.5)
   assert images.decode_image_rgb(small).shape == (15, 20, 3)
+
+
+def test_is_image_file_one_rule_for_all_readers():
+  """One extension list, case-insensitive, dot files skipped (the readers' rule)."""
+  for name in ("a.jpg", "b.JPEG", "c.png", "d.BMP", "e.gif", "f.tif", "g.TIFF", "h.webp",
+               "dir/00000001.jpg"):
+    assert fs.is_image_file(name), name
+  for name in (".a.jpg", "._00000001.jpg", "a.xml", "a.txt", "jpg", "a.jpg.bak"):
+    assert not fs.is_image_file(name), name
+  assert fs.IMAGE_EXTENSIONS == tuple(e.lower() for e in fs.IMAGE_EXTENSIONS)
+
+
+def test_sequence_frames_accept_every_image_extension(tmp_path):
+  """Frames of any IMAGE_EXTENSIONS type (any case) are listed; dot files are not."""
+  for i, ext in enumerate((".jpg", ".TIF", ".webp"), start=1):
+    (tmp_path / f"{i:04d}{ext}").write_bytes(b"x")
+  (tmp_path / "._0004.jpg").write_bytes(b"x")
+  (tmp_path / "notes.txt").write_bytes(b"x")
+  frames = sequences.list_frames(str(tmp_path))
+  assert sorted(frames) == [1, 2, 3]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import build_synthetic, core, images, schema
+from pipelines import build_synthetic, images, options, schema, shards, writer
 from pipelines.synthetic import procedural, rng as srng, simulator, sources
 from pipelines.synthetic.simulator import Scene, SimObject, SimulatorConfig
 
@@ -164,7 +164,7 @@ def test_job_is_deterministic_and_writes_plain_tf_records(tmp_path):
   a, b = tmp_path / "a", tmp_path / "b"
   build_synthetic.main(_args(a, "--preview", "2", "--preview_frames", "3"))
   build_synthetic.main(_args(b))
-  files_a = core.record_files(str(a), "synthetic", "train")
+  files_a = shards.record_files(str(a), "synthetic", "train")
   assert [os.path.basename(f) for f in files_a] == [
       "synthetic-train.tfrecord-00000-of-00002", "synthetic-train.tfrecord-00001-of-00002"]
   for fa in files_a:
@@ -230,7 +230,7 @@ def test_job_reads_det_records_and_annotated_photos(tmp_path):
                         str(photos), "--num_tracks", "8", "--track_length", "4",
                         "--canvas_size", "64", "--num_shards", "1", "--seed", "2"])
   tracks = [schema.parse_track(r.numpy()) for r in tf.data.TFRecordDataset(
-      core.record_files(str(out), "synthetic", "train"))]
+      shards.record_files(str(out), "synthetic", "train"))]
   assert len(tracks) == 8
   assert {t.label for t in tracks} <= {"n0001", "cat", "dog"} and len({t.label for t in tracks}) > 1
   assert all(t.source == "synthetic" and t.occlusion[0] == 0 for t in tracks)
@@ -294,7 +294,7 @@ def test_det_root_and_build_det_records_give_the_same_tracks(tmp_path):
   build_synthetic.main(["--output_dir", str(tmp_path / "a"), "--det_dir", root, *common])
   build_synthetic.main(["--output_dir", str(tmp_path / "b"), "--det_dir",
                         str(tmp_path / "det_records"), *common])
-  files = [core.record_files(str(tmp_path / d), "synthetic", "train")[0] for d in "ab"]
+  files = [shards.record_files(str(tmp_path / d), "synthetic", "train")[0] for d in "ab"]
   data = [open(f, "rb").read() for f in files]
   assert data[0] == data[1]
   labels = {schema.parse_track(r.numpy()).label for r in tf.data.TFRecordDataset(files[0])}
@@ -313,7 +313,7 @@ def test_unreadable_image_is_rejected_not_crashed(tmp_path):
                                        0.01)
   fn.setup()
   out = list(fn.process((obj, 4)))
-  assert len(out) == 1 and out[0].tag == core.REJECTED_TAG
+  assert len(out) == 1 and out[0].tag == writer.REJECTED_TAG
   assert out[0].value["reason"] == "corrupt_image" and out[0].value["track"] == 4
   assert "bad.jpg" in out[0].value["path"]
 
@@ -333,13 +333,13 @@ def test_unreadable_image_is_rejected_not_crashed(tmp_path):
     (["--occluder_front", "3"], "unknown flag"),
 ])
 def test_nonsense_options_fail_before_the_pipeline(tmp_path, flags, message):
-  with pytest.raises(core.JobConfigError, match=message):
+  with pytest.raises(options.JobConfigError, match=message):
     build_synthetic.main(["--output_dir", str(tmp_path / "o"), *flags])
   assert not (tmp_path / "o").exists()
 
 
 def test_empty_det_dir_is_refused(tmp_path):
-  with pytest.raises(core.JobConfigError, match="neither track record shards"):
+  with pytest.raises(options.JobConfigError, match="neither track record shards"):
     build_synthetic.main(["--output_dir", str(tmp_path / "o"), "--det_dir", str(tmp_path)])
 
 

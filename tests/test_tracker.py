@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from model import geometry as g
-from model.tracker import Re3Graph, Re3MultiTracker, Re3Tracker
+from model.tracker import Re3MultiTracker, Re3Tracker
+from model.tracking_graphs import Re3Graph
 from tests import tracking_utils as tu
 
 STILL = (2.5, 2.5, 7.5, 7.5)

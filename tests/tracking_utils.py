@@ -8,6 +8,11 @@ import yaml
 
 from configs import base
 from configs.model import Re3ModelConfig, RLAgentConfig
+from model import geometry
+from model.re3 import build_re3
+from model.rl_agent import build_rl_agent
+from pipelines.images import load_image_rgb
+from pipelines.readers.sequences import read_sequence
 
 # A Re3 with the paper's layer list and 227 crops but a few channels: seconds, not minutes.
 TINY_RE3 = Re3ModelConfig(conv_filters=(8, 16, 16, 16, 16), skip_filters=(2, 2, 2),
@@ -16,13 +21,11 @@ TINY_RL = RLAgentConfig(output_dim=3, conv_filters=(4, 4), lstm_units=16, hidden
 
 
 def tiny_re3(seed=0):
-  from model.re3 import build_re3
   tf.random.set_seed(seed)
   return build_re3(TINY_RE3)
 
 
 def tiny_rl(seed=0):
-  from model.rl_agent import build_rl_agent
   tf.random.set_seed(seed)
   return build_rl_agent(TINY_RL)
 
@@ -46,9 +49,6 @@ def make_model_dir(path, net, task, sub="checkpoints"):
 
 def otb_frames(shared_dir, name="Deer", n=8):
   """The first n frames (RGB arrays) and the xywh boxes of an OTB sequence."""
-  from model import geometry
-  from pipelines.images import load_image_rgb
-  from pipelines.readers.sequences import read_sequence
   seq = read_sequence("otb", str(shared_dir / "data" / "tracking" / "otb" / name))
   frames = [load_image_rgb(p) for p in seq.frame_paths[:n]]
   return frames, geometry.xyxy_to_xywh(seq.boxes_xyxy[:n])

@@ -121,8 +121,8 @@ class Stages:
 
 
 def _records_present(path: str, name: str, split: str) -> bool:
-  from pipelines import core  # pylint: disable=g-import-not-at-top
-  return os.path.isdir(path) and bool(core.record_files(path, name, split))
+  from pipelines import shards  # pylint: disable=g-import-not-at-top
+  return os.path.isdir(path) and bool(shards.record_files(path, name, split))
 
 
 def build_synthetic(output_dir: str, num_tracks: int, track_length: int, canvas_size: int,
@@ -156,12 +156,12 @@ def write_otb_sequence(records_dir: str, name: str, split: str, out_root: str,
   and tracking CLI as a real OTB sequence. Returns the sequence folder."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from model import geometry  # pylint: disable=g-import-not-at-top
-  from pipelines import core, schema  # pylint: disable=g-import-not-at-top
+  from pipelines import schema, shards  # pylint: disable=g-import-not-at-top
   folder = os.path.join(out_root, seq_name)
   gt_path = os.path.join(folder, "groundtruth_rect.txt")
   if os.path.exists(gt_path):
     return folder
-  files = core.record_files(records_dir, name, split)
+  files = shards.record_files(records_dir, name, split)
   record = next(iter(tf.data.TFRecordDataset(files)))
   track = schema.parse_track(record.numpy())
   img_dir = os.path.join(folder, "img")

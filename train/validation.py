@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from model import geometry
+from model.tracker import RESET_EVERY
 
 
 def _pad_batch(frames: List[np.ndarray], h: int, w: int) -> np.ndarray:
@@ -31,7 +32,7 @@ def _pad_batch(frames: List[np.ndarray], h: int, w: int) -> np.ndarray:
   return out
 
 
-def track_boxes(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = 32,
+def track_boxes(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = RESET_EVERY,
                 crop_size: int = geometry.CROP_SIZE) -> List[np.ndarray]:
   """Runs the tracker on every track from its first box; returns predicted
   boxes [N, 4] per track (row 0 = the given box)."""
@@ -71,7 +72,7 @@ def track_boxes(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = 3
   return [np.asarray(o, np.float64) for o in out]
 
 
-def track_iou(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = 32,
+def track_iou(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = RESET_EVERY,
               crop_size: int = geometry.CROP_SIZE) -> Dict[str, float]:
   """Mean IoU (over frames after the first with a ground-truth box, pooled over
   tracks) and the mean of per-track mean IoUs."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from pipelines.readers import fs
 from pipelines.readers.sequences import SequenceAnnotation, list_frames
+from pipelines.schema import Reject, RejectReason
 
 IMAGE_DIR = "imagedata++"
 ANN_DIR = "alov300++_rectangleAnnotation_full"
@@ -142,26 +143,27 @@ def expected_image_path(video: AlovVideo, root: str, frame: int) -> str:
 
 def read_video(video: AlovVideo, root: str):
   """-> (SequenceAnnotation or None, per-frame annotation refs "file:line",
-  rejects [(path, reason, detail)]).
+  rejects [Reject]).
 
   Keeps annotated frames that have their image and a box of positive size;
   each other annotation line becomes a reject.
   """
   rejects = []
   if video.ann_path is None:
-    rejects.append((video.image_dir, "empty_video", "no annotation file for this video"))
+    rejects.append(Reject(video.image_dir, RejectReason.EMPTY_VIDEO,
+                          "no annotation file for this video"))
     return None, [], rejects
   try:
     text = fs.read_text(video.ann_path)
   except OSError as e:
-    rejects.append((video.ann_path, "malformed_annotation", f"unreadable: {e}"))
+    rejects.append(Reject(video.ann_path, RejectReason.MALFORMED_ANNOTATION, f"unreadable: {e}"))
     return None, [], rejects
   rows, errors = parse_ann(text, video.ann_path)
   for line, message in errors:
-    rejects.append((f"{video.ann_path}:{line}", "malformed_annotation", message))
+    rejects.append(Reject(f"{video.ann_path}:{line}", RejectReason.MALFORMED_ANNOTATION, message))
   if not rows:
     if not errors:
-      rejects.append((video.ann_path, "empty_video", "no annotated frames"))
+      rejects.append(Reject(video.ann_path, RejectReason.EMPTY_VIDEO, "no annotated frames"))
     return None, [], rejects
   frames = {}
   if video.image_dir is not None:
@@ -174,13 +176,14 @@ def read_video(video: AlovVideo, root: str):
   for row, box in zip(rows, boxes):
     ref = f"{video.ann_path}:{row.line}"
     if not (box[2] > box[0] and box[3] > box[1]):
-      rejects.append((ref, "bad_box", f"frame {row.frame}: corners give a box of zero or "
-                                      f"negative size {np.round(box, 2).tolist()}"))
+      rejects.append(Reject(ref, RejectReason.BAD_BOX,
+                            f"frame {row.frame}: corners give a box of zero or "
+                            f"negative size {np.round(box, 2).tolist()}"))
       continue
     path = frames.get(row.frame)
     if path is None:
-      rejects.append((expected_image_path(video, root, row.frame), "missing_image",
-                      f"annotated on {ref}"))
+      rejects.append(Reject(expected_image_path(video, root, row.frame),
+                            RejectReason.MISSING_IMAGE, f"annotated on {ref}"))
       continue
     keep_paths.append(path)
     keep_boxes.append(box)

@@ -20,11 +20,16 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from pipelines.readers import fs
+from pipelines.schema import RejectError, RejectReason
 
 
 
 class DetLayoutError(ValueError):
   """The input directory is not a DET tree (raised before a job starts)."""
+
+
+class BoxRejected(RejectError):
+  """An object box the DET rules drop (bad_box, box_outside_image, small_object)."""
 
 
 def subset_dirs(root: str, subset: str) -> Tuple[str, str]:
@@ -72,9 +77,11 @@ def image_path_for(root: str, subset: str, xml_path: str) -> Optional[str]:
 
 def judge_box(box, height: int, width: int, annotated_size: Optional[Tuple[int, int]],
               min_area_fraction: float):
-  """-> (clipped box in decoded pixels or None, reason or None, detail).
+  """-> the box clipped to the decoded image, in its pixels; BoxRejected
+  (reason bad_box / box_outside_image / small_object) otherwise.
 
-  Scales from the annotated size to the decoded one when they differ.
+  Scales from the annotated size to the decoded one when they differ (the
+  message then starts with "scaled from ...").
   """
   b = np.asarray(box, np.float64).copy()
   detail = ""
@@ -83,14 +90,15 @@ def judge_box(box, height: int, width: int, annotated_size: Optional[Tuple[int, 
     b *= np.array([width / aw, height / ah, width / aw, height / ah])
     detail = f"scaled from {ah}x{aw} to {height}x{width}; "
   if not (np.all(np.isfinite(b)) and b[2] > b[0] and b[3] > b[1]):
-    return None, "bad_box", detail + f"zero or negative size {np.round(b, 2).tolist()}"
+    raise BoxRejected(RejectReason.BAD_BOX,
+                      detail + f"zero or negative size {np.round(b, 2).tolist()}")
   if b[2] <= 0 or b[3] <= 0 or b[0] >= width or b[1] >= height:
-    return None, "box_outside_image", detail + (
-        f"box {np.round(b, 2).tolist()} outside the {height}x{width} image")
+    raise BoxRejected(RejectReason.BOX_OUTSIDE_IMAGE, detail + (
+        f"box {np.round(b, 2).tolist()} outside the {height}x{width} image"))
   b = np.array([max(b[0], 0), max(b[1], 0), min(b[2], width), min(b[3], height)])
   area = (b[2] - b[0]) * (b[3] - b[1])
   if area < min_area_fraction * height * width:
-    return None, "small_object", detail + (
+    raise BoxRejected(RejectReason.SMALL_OBJECT, detail + (
         f"box covers {area / float(height * width):.4f} of the image "
-        f"(< {min_area_fraction})")
-  return b, None, detail
+        f"(< {min_area_fraction})"))
+  return b

@@ -25,7 +25,7 @@ def _remote(path: str) -> bool:
 
 
 def _gfile():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only for remote paths
   return tf.io.gfile
 
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 from typing import Tuple
 
 import numpy as np
+
+from pipelines.readers import fs
 
 IDX_UBYTE = 0x08
 SPLITS = ("train", "test")
@@ -38,7 +39,6 @@ class MnistError(ValueError):
 
 
 def _read(path: str) -> bytes:
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   try:
     data = fs.read_bytes(path)
   except OSError as e:
@@ -80,7 +80,6 @@ def read_idx(path: str) -> np.ndarray:
 
 def _find_idx_pair(mnist_dir: str, split: str) -> Tuple[str, str]:
   """(images, labels) paths for a split, or ('', '') when none is present."""
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   names = fs.listdir(mnist_dir)
   pattern = re.compile(rf"^({_PREFIX[split]}[^-]*)-images-idx3-ubyte(\.gz)?$")
   candidates = sorted(n for n in names if pattern.match(n))
@@ -149,7 +148,6 @@ def load_mnist(mnist_dir: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
   IDX files win over mnist.npz; a folder with neither is an error that lists
   what was looked for. Also accepts the path of an .npz file itself.
   """
-  from pipelines.readers import fs  # pylint: disable=g-import-not-at-top
   if split not in SPLITS:
     raise MnistError(f"unknown MNIST split {split!r}; expected one of {SPLITS}")
   if mnist_dir.endswith(".npz") and fs.isfile(mnist_dir):

@@ -31,26 +31,29 @@ and, where it applies, the line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from model.geometry import polygon_to_xyxy
 from pipelines.readers import fs
+from pipelines.schema import RejectError, RejectReason
 
 KINDS = ("otb", "vot", "lasot", "uav123", "got10k")
 
 
-class SequenceFormatError(ValueError):
+class SequenceFormatError(RejectError):
   """A sequence whose files do not follow its layout; names the file.
 
-  `reason` is the reject reason the Beam jobs record: malformed_annotation,
-  missing_image (a ground-truth row without its image) or empty_video.
+  `reason` is the reject reason the Beam jobs record: malformed_annotation
+  (the default), missing_annotation, missing_image (a ground-truth row
+  without its image) or empty_video.
   """
 
-  def __init__(self, message: str, reason: str = "malformed_annotation"):
-    super().__init__(message)
-    self.reason = reason
+  def __init__(self, message: str, reason: str = RejectReason.MALFORMED_ANNOTATION):
+    super().__init__(reason, message)
 
 
 @dataclasses.dataclass
@@ -96,7 +99,8 @@ def _read_rows(path: str, allowed_widths: Tuple[int, ...]) -> np.ndarray:
   would shift every later frame). 'nan' (any case) parses as NaN.
   """
   if not fs.isfile(path):
-    raise SequenceFormatError(f"{path}: ground-truth file not found", "missing_annotation")
+    raise SequenceFormatError(f"{path}: ground-truth file not found",
+                              RejectReason.MISSING_ANNOTATION)
   lines = fs.read_text(path).splitlines()
   while lines and not lines[-1].strip():
     lines.pop()
@@ -125,7 +129,7 @@ def _read_rows(path: str, allowed_widths: Tuple[int, ...]) -> np.ndarray:
     width = len(values)
     rows.append(values)
   if not rows:
-    raise SequenceFormatError(f"{path}: empty ground-truth file", "empty_video")
+    raise SequenceFormatError(f"{path}: empty ground-truth file", RejectReason.EMPTY_VIDEO)
   return np.asarray(rows, dtype=np.float64)
 
 
@@ -151,7 +155,6 @@ def _rows_to_xyxy(rows: np.ndarray) -> np.ndarray:
     boxes = np.stack([x - shift, y - shift, x - shift + w, y - shift + h], axis=-1)
     bad = ~np.all(np.isfinite(rows), axis=1) | (w <= 0) | (h <= 0)
   else:
-    from model.geometry import polygon_to_xyxy  # pylint: disable=g-import-not-at-top
     boxes = polygon_to_xyxy(rows - shift)
     bad = (~np.all(np.isfinite(rows), axis=1) | (boxes[:, 2] <= boxes[:, 0])
            | (boxes[:, 3] <= boxes[:, 1]))
@@ -174,7 +177,7 @@ def _frame_number(name: str) -> Optional[int]:
 def list_frames(folder: str) -> Dict[int, str]:
   """Frame number (from the file name, 1-based in all these layouts) -> path."""
   if not fs.isdir(folder):
-    raise SequenceFormatError(f"{folder}: image folder not found", "missing_image")
+    raise SequenceFormatError(f"{folder}: image folder not found", RejectReason.MISSING_IMAGE)
   frames = {}
   for name in fs.listdir(folder):
     if not fs.is_image_file(name):
@@ -187,7 +190,7 @@ def list_frames(folder: str) -> Dict[int, str]:
           f"{folder}: two images for frame {num}: {fs.join(folder, name)}, {frames[num]}")
     frames[num] = fs.join(folder, name)
   if not frames:
-    raise SequenceFormatError(f"{folder}: no images", "empty_video")
+    raise SequenceFormatError(f"{folder}: no images", RejectReason.EMPTY_VIDEO)
   return frames
 
 
@@ -207,7 +210,7 @@ def _assemble(name: str, source: str, frames: Dict[int, str], boxes: np.ndarray,
   if missing:
     raise SequenceFormatError(
         f"{gt_path}: {len(missing)} ground-truth rows have no image (first missing: frame "
-        f"{missing[0]}); the image folder has {len(frames)} images", "missing_image")
+        f"{missing[0]}); the image folder has {len(frames)} images", RejectReason.MISSING_IMAGE)
   if keep_unannotated:
     extra = [k for k in sorted(frames) if k >= start + n]
     numbers += extra
@@ -248,7 +251,6 @@ def _otb_gt_files(folder: str) -> List[str]:
 def _otb_start(folder: str, name: str) -> int:
   cfg = fs.join(folder, "cfg.json")
   if fs.isfile(cfg):
-    import json  # pylint: disable=g-import-not-at-top
     try:
       start = json.loads(fs.read_text(cfg)).get("startFrame", 1)
       return int(start)
@@ -454,7 +456,7 @@ def _uav_image_dir(data: str, folder: str, anno_path: str) -> str:
     if sub.upper().startswith("UAV123") and fs.isdir(cand):
       return cand
   raise SequenceFormatError(f"{anno_path}: image folder {folder!r} not found under {data}",
-                            "missing_image")
+                            RejectReason.MISSING_IMAGE)
 
 
 def _read_uav123(root: str, anno_path: str) -> SequenceAnnotation:

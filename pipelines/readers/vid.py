@@ -24,6 +24,7 @@ import numpy as np
 
 from pipelines.readers import fs
 from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
+from pipelines.schema import Reject, RejectReason
 
 
 
@@ -104,14 +105,14 @@ def _numbered(folder: Optional[str], wanted: Callable[[str], bool]) -> Dict[int,
 
 
 def read_video(video: VidVideo):
-  """-> (tracks, rejects [(path, reason, detail)])."""
+  """-> (tracks, rejects [Reject])."""
   rejects = []
   xmls = _numbered(video.ann_dir, _is_xml)
   images = _numbered(video.image_dir, fs.is_image_file)
   where = video.ann_dir or video.image_dir
   if not xmls:
-    rejects.append((where, "empty_video",
-                    "no annotation files" if images else "no images and no annotations"))
+    rejects.append(Reject(where, RejectReason.EMPTY_VIDEO,
+                          "no annotation files" if images else "no images and no annotations"))
     return [], rejects
   # per frame number: {trackid: (box, occluded, name)} and the XML size
   per_frame: Dict[int, Dict[int, Tuple[np.ndarray, bool, str]]] = {}
@@ -119,28 +120,30 @@ def read_video(video: VidVideo):
   for num in sorted(xmls):
     path = xmls[num]
     if num not in images:
-      rejects.append((path, "missing_image", f"no image for frame {num} in "
-                                             f"{video.image_dir or '(no image folder)'}"))
+      rejects.append(Reject(path, RejectReason.MISSING_IMAGE,
+                            f"no image for frame {num} in "
+                            f"{video.image_dir or '(no image folder)'}"))
       continue
     try:
       ann = parse_voc_xml(path)
     except VocXmlError as e:
-      rejects.append((path, "malformed_annotation", str(e)))
+      rejects.append(Reject(path, RejectReason.MALFORMED_ANNOTATION, str(e)))
       continue
     sizes[num] = (ann.height, ann.width)
     objs = {}
     for k, obj in enumerate(ann.objects):
       if obj.trackid is None:
-        rejects.append((path, "malformed_annotation", f"<object> #{k}: missing <trackid>"))
+        rejects.append(Reject(path, RejectReason.MALFORMED_ANNOTATION,
+                              f"<object> #{k}: missing <trackid>"))
         continue
       if obj.trackid in objs:
-        rejects.append((path, "malformed_annotation",
-                        f"<object> #{k}: trackid {obj.trackid} appears twice in this frame"))
+        rejects.append(Reject(path, RejectReason.MALFORMED_ANNOTATION,
+                              f"<object> #{k}: trackid {obj.trackid} appears twice in this frame"))
         continue
       box = np.array([obj.xmin, obj.ymin, obj.xmax, obj.ymax], np.float64)
       if not (box[2] > box[0] and box[3] > box[1]):
-        rejects.append((path, "bad_box", f"trackid {obj.trackid}: zero or negative size "
-                                         f"{box.tolist()}"))
+        rejects.append(Reject(path, RejectReason.BAD_BOX,
+                              f"trackid {obj.trackid}: zero or negative size {box.tolist()}"))
         continue
       objs[obj.trackid] = (box, bool(obj.occluded), obj.name)
     per_frame[num] = objs
@@ -149,8 +152,8 @@ def read_video(video: VidVideo):
     for tid in objs:
       spans[tid].append(num)
   if not spans:
-    if not any(r[0] in xmls.values() for r in rejects):
-      rejects.append((where, "empty_video", "no annotated object in any frame"))
+    if not any(r.path in xmls.values() for r in rejects):
+      rejects.append(Reject(where, RejectReason.EMPTY_VIDEO, "no annotated object in any frame"))
     return [], rejects
   tracks = []
   for tid in sorted(spans):

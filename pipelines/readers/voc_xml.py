@@ -27,6 +27,8 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from typing import List, Optional, Union
 
+from pipelines.readers import fs
+
 
 class VocXmlError(ValueError):
   """Malformed or truncated VOC XML; the message names the file and field."""
@@ -89,9 +91,8 @@ def parse_voc_xml(path_or_bytes: Union[str, bytes], name: Optional[str] = None) 
     where = name or "<bytes>"
   else:
     where = name or str(path_or_bytes)
-    from pipelines.images import read_bytes  # pylint: disable=g-import-not-at-top
     try:
-      data = read_bytes(path_or_bytes)
+      data = fs.read_bytes(path_or_bytes)
     except OSError as e:
       raise VocXmlError(f"{where}: cannot read file ({e})") from e
   if not data.strip():

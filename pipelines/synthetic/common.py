@@ -9,7 +9,8 @@ import logging
 import os
 from typing import Dict, Sequence
 
-from pipelines.core import JobConfigError
+from pipelines import preview
+from pipelines.options import JobConfigError
 
 
 def check_generator_options(opts) -> None:
@@ -26,7 +27,6 @@ def check_generator_options(opts) -> None:
 
 def write_previews(opts, name: str, splits: Sequence[str]) -> Dict[str, str]:
   """OUT/preview-{split}.png for each split when --preview N > 0."""
-  from pipelines import preview  # pylint: disable=g-import-not-at-top
   out = {}
   if not opts.preview:
     return out
@@ -51,7 +51,7 @@ def merge_split_infos(_, infos, output_dir: str) -> None:
   once, one update can be lost. This step runs after both and writes the
   union (a no-op when nothing was lost).
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only once a job ran
   path = os.path.join(output_dir, "dataset_info.json")
   with tf.io.gfile.GFile(path) as f:
     info = json.load(f)

@@ -57,6 +57,7 @@ import dataclasses
 from typing import List, Tuple
 
 import numpy as np
+from PIL import Image
 
 VARIANTS = ("fixed", "scalable", "noisy")
 DISTRACTOR_MOTIONS = ("static", "moving")
@@ -176,7 +177,6 @@ class _Walker:
 def _resized(digit: np.ndarray, side: int) -> np.ndarray:
   if digit.shape == (side, side):
     return digit
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   return np.asarray(Image.fromarray(digit).resize((side, side), Image.BILINEAR))
 
 

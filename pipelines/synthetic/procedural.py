@@ -19,6 +19,7 @@ import math
 from typing import List, Tuple
 
 import numpy as np
+from PIL import Image
 
 SHAPES = ("ellipse", "rectangle", "triangle", "star", "ring", "cross")
 
@@ -29,7 +30,6 @@ def _colors(rng, n):
 
 def _value_noise(rng, h, w, cells):
   """Smooth noise in [0, 1]: a random grid upsampled bilinearly."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   grid = (rng.random((cells, cells)) * 255).astype(np.uint8)
   return np.asarray(Image.fromarray(grid).resize((w, h), Image.BILINEAR), np.float32) / 255.0
 

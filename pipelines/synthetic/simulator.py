@@ -47,14 +47,13 @@ import math
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from PIL import Image
+
+from pipelines.schema import RejectError, RejectReason
 
 
-class SimulationError(ValueError):
+class SimulationError(RejectError):
   """A source that cannot give a track (box too small, no unoccluded start)."""
-
-  def __init__(self, reason: str, message: str):
-    super().__init__(message)
-    self.reason = reason
 
 
 @dataclasses.dataclass
@@ -253,7 +252,6 @@ class SimObject:
   def pixels(self, width: int, height: int) -> np.ndarray:
     """The texture resized to (height, width, 3), cached while the size holds."""
     if self._cache_size != (width, height):
-      from PIL import Image  # pylint: disable=g-import-not-at-top
       if self._pil is None:
         self._pil = Image.fromarray(self.texture)
       self._cache = np.asarray(self._pil.resize((width, height), Image.BILINEAR))
@@ -330,7 +328,6 @@ class Scene:
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
   if image.shape[1] == width and image.shape[0] == height:
     return image
   return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
@@ -376,14 +373,14 @@ def check_source_box(box_xyxy, height: int, width: int, min_size: float) -> np.n
   """The box clipped to the image; SimulationError (reason invalid_box / small_box)."""
   b = np.asarray(box_xyxy, np.float64).reshape(-1)
   if b.shape != (4,) or not np.all(np.isfinite(b)):
-    raise SimulationError("invalid_box", f"box {b.tolist()} is not 4 finite numbers")
+    raise SimulationError(RejectReason.INVALID_BOX, f"box {b.tolist()} is not 4 finite numbers")
   c = np.array([min(max(b[0], 0), width), min(max(b[1], 0), height),
                 min(max(b[2], 0), width), min(max(b[3], 0), height)])
   if c[2] <= c[0] or c[3] <= c[1]:
-    raise SimulationError("invalid_box",
+    raise SimulationError(RejectReason.INVALID_BOX,
                           f"box {b.tolist()} is empty inside the {width}x{height} image")
   if min(c[2] - c[0], c[3] - c[1]) < min_size:
-    raise SimulationError("small_box", f"box {b.tolist()} is under {min_size} px a side")
+    raise SimulationError(RejectReason.SMALL_BOX, f"box {b.tolist()} is under {min_size} px a side")
   return c
 
 
@@ -471,7 +468,7 @@ def run_scene(scene: Scene, rng: np.random.Generator,
     _clear_target(scene, rng)
     if scene.occlusion() > 0.0:
       raise SimulationError(
-          "no_unoccluded_start",
+          RejectReason.NO_UNOCCLUDED_START,
           f"the target stayed occluded for {cfg.max_start_search} steps and could not be "
           f"cleared")
   frames, boxes, occ = [], np.zeros([length, 4], np.float32), np.zeros([length], np.float32)

@@ -37,7 +37,10 @@ from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 
-from pipelines.readers import fs
+from pipelines import images, schema
+from pipelines.readers import det, fs
+from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
+from pipelines.schema import Reject, RejectError, RejectReason
 
 BOXES_FILE = "boxes.csv"
 
@@ -55,7 +58,6 @@ class SourceObject:
 
   def load_image(self) -> np.ndarray:
     """HxWx3 uint8 and the box scaled to it; ImageError naming the file."""
-    from pipelines import images  # pylint: disable=g-import-not-at-top
     if self.image_bytes:
       return images.decode_image_rgb(self.image_bytes, self.name)
     return images.load_image_rgb(self.image_path)
@@ -67,12 +69,8 @@ class SourceObject:
                  min_fraction, self.name)
 
 
-class SourceError(ValueError):
+class SourceError(RejectError):
   """A source entry that gives no object; `reason` tags the reject."""
-
-  def __init__(self, reason: str, message: str):
-    super().__init__(message)
-    self.reason = reason
 
 
 def judge(box, height: int, width: int, annotated_size, min_fraction: float,
@@ -80,22 +78,22 @@ def judge(box, height: int, width: int, annotated_size, min_fraction: float,
   """The box in (height, width) pixels, scaled from `annotated_size` when that
   differs and clipped, by the DET reader's rules (pipelines.readers.det);
   SourceError tagged bad_box / box_outside_image / small_object otherwise."""
-  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
   b = np.asarray(box, np.float64).reshape(-1)
   if b.shape != (4,):
-    raise SourceError("bad_box", f"{name}: a box needs 4 numbers, got {b.tolist()}")
+    raise SourceError(RejectReason.BAD_BOX, f"{name}: a box needs 4 numbers, got {b.tolist()}")
   ann = tuple(annotated_size) if annotated_size and all(annotated_size) else None
-  out, reason, detail = det.judge_box(b, int(height), int(width), ann, min_fraction)
-  if out is None:
-    raise SourceError(reason, f"{name}: {detail}")
-  return out
+  try:
+    return det.judge_box(b, int(height), int(width), ann, min_fraction)
+  except det.BoxRejected as e:
+    raise SourceError(e.reason, f"{name}: {e}") from e
 
 
 def check_finite_box(box, name: str) -> None:
   """What can be judged without the image's size: 4 finite numbers, positive size."""
   b = np.asarray(box, np.float64).reshape(-1)
   if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= b[0] or b[3] <= b[1]:
-    raise SourceError("bad_box", f"{name}: zero or negative size or not finite: {b.tolist()}")
+    raise SourceError(RejectReason.BAD_BOX,
+                      f"{name}: zero or negative size or not finite: {b.tolist()}")
 
 
 # ---------------------------------------------------------------------------
@@ -105,11 +103,10 @@ def check_finite_box(box, name: str) -> None:
 
 def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObject:
   """A track record of length >= 1 -> its first frame with a visible finite box."""
-  from pipelines import schema  # pylint: disable=g-import-not-at-top
   try:
     track = schema.parse_track(data)
   except Exception as e:  # pylint: disable=broad-except  # tf.errors.InvalidArgumentError, ...
-    raise SourceError("bad_record", f"{name}: not a track record ({type(e).__name__}: "
+    raise SourceError(RejectReason.BAD_RECORD, f"{name}: not a track record ({type(e).__name__}: "
                                     f"{str(e).splitlines()[0] if str(e) else ''})") from e
   where = f"{name} track {track.track_id!r}"
   for i in range(len(track)):
@@ -120,7 +117,7 @@ def object_from_record(data: bytes, name: str, min_fraction: float) -> SourceObj
           key=track.track_id, name=where, box_xyxy=tuple(float(v) for v in box),
           label=track.label, image_bytes=track.images[i],
           annotated_size=(int(track.height), int(track.width)))
-  raise SourceError("no_box", f"{where}: no frame with a visible box")
+  raise SourceError(RejectReason.NO_BOX, f"{where}: no frame with a visible box")
 
 
 # ---------------------------------------------------------------------------
@@ -135,16 +132,15 @@ def objects_from_xml(image_path: str, xml_path: str, key_prefix: str,
   are yielded, not raised, so one bad box does not hide the good ones. An
   unreadable file raises SourceError(malformed_annotation), an image that is
   not there SourceError(missing_image)."""
-  # pylint: disable-next=g-import-not-at-top
-  from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
   try:
     ann = parse_voc_xml(xml_path)
   except VocXmlError as e:
-    raise SourceError("malformed_annotation", str(e)) from e
+    raise SourceError(RejectReason.MALFORMED_ANNOTATION, str(e)) from e
   if not image_path or not fs.exists(image_path):
-    raise SourceError("missing_image", f"{xml_path}: no image {image_path or 'of this name'}")
+    raise SourceError(RejectReason.MISSING_IMAGE,
+                      f"{xml_path}: no image {image_path or 'of this name'}")
   if not ann.objects:
-    raise SourceError("no_objects", f"{xml_path}: the annotation lists no object")
+    raise SourceError(RejectReason.NO_OBJECTS, f"{xml_path}: the annotation lists no object")
   for k, obj in enumerate(ann.objects):
     where = f"{xml_path} <object> #{k} ({obj.name})"
     box = (obj.xmin, obj.ymin, obj.xmax, obj.ymax)
@@ -164,16 +160,15 @@ def is_det_root(path: str) -> bool:
 
 def det_key_prefix(root: str, subset: str, xml_path: str) -> str:
   """`det/{subset}/{relative path without .xml}`: build_det's track id stem."""
-  from pipelines.readers import det  # pylint: disable=g-import-not-at-top
   ann_base, _ = det.subset_dirs(root, subset)
   return f"det/{subset}/{xml_path[len(ann_base):].lstrip('/')[:-len('.xml')]}"
 
 
 def _walk_files(root: str, extensions) -> List[Tuple[str, str]]:
   """Sorted (relative dir, file name) of files with the extensions under root."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   out = []
   if "://" in root:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only for remote roots
     walker = ((d, files) for d, _, files in tf.io.gfile.walk(root))
   else:
     walker = ((d, files) for d, _, files in os.walk(root))
@@ -192,7 +187,7 @@ def _walk_files(root: str, extensions) -> List[Tuple[str, str]]:
 
 
 def parse_boxes_file(text: str, path: str) -> Tuple[List[Tuple[str, tuple, str]], List[dict]]:
-  """boxes.csv text -> ([(image_name, box, label)], [reject dicts])."""
+  """boxes.csv text -> ([(image_name, box, label)], [Reject])."""
   rows, rejects = [], []
   for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
     if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
@@ -201,15 +196,15 @@ def parse_boxes_file(text: str, path: str) -> Tuple[List[Tuple[str, tuple, str]]
       continue
     where = f"{path}:{lineno}"
     if len(row) not in (5, 6):
-      rejects.append({"path": where, "reason": "bad_boxes_line",
-                      "detail": f"expected image,xmin,ymin,xmax,ymax[,label], got {len(row)} "
-                                f"fields"})
+      rejects.append(Reject(where, RejectReason.BAD_BOXES_LINE,
+                            f"expected image,xmin,ymin,xmax,ymax[,label], got {len(row)} "
+                            f"fields"))
       continue
     try:
       box = tuple(float(v) for v in row[1:5])
     except ValueError:
-      rejects.append({"path": where, "reason": "bad_boxes_line",
-                      "detail": f"box values {row[1:5]} are not numbers"})
+      rejects.append(Reject(where, RejectReason.BAD_BOXES_LINE,
+                            f"box values {row[1:5]} are not numbers"))
       continue
     rows.append((row[0].strip(), box, row[5].strip() if len(row) == 6 else ""))
   return rows, rejects
@@ -219,7 +214,7 @@ def scan_images_dir(root: str):
   """Lists a photo folder in the driver.
 
   Returns (xml_entries [(key_prefix, image_path, xml_path)], objects
-  [SourceObject from boxes files], rejects [dict]). XML files are parsed
+  [SourceObject from boxes files], rejects [Reject]). XML files are parsed
   later, by the workers; boxes files are small and parsed here.
   """
   files = _walk_files(root, fs.IMAGE_EXTENSIONS + (".xml", ".csv"))
@@ -236,15 +231,15 @@ def scan_images_dir(root: str):
       rel = os.path.normpath(os.path.join(d, name))
       where = f"{path} ({name})"
       if rel not in present:
-        rejects.append({"path": where, "reason": "missing_image",
-                        "detail": f"{os.path.join(root, rel)} does not exist"})
+        rejects.append(Reject(where, RejectReason.MISSING_IMAGE,
+                              f"{os.path.join(root, rel)} does not exist"))
         continue
       k = in_boxes.get(rel, 0)
       in_boxes[rel] = k + 1
       try:
         check_finite_box(box, where)
       except SourceError as e:
-        rejects.append({"path": where, "reason": e.reason, "detail": str(e)})
+        rejects.append(e.to_reject(where))
         continue
       objects.append(SourceObject(key=f"img/{rel}/b{k:02d}", name=where, box_xyxy=box, label=label,
                                   image_path=os.path.join(root, rel)))
@@ -256,7 +251,7 @@ def scan_images_dir(root: str):
     if xml_rel in present:
       xml_entries.append((f"img/{rel}", os.path.join(root, rel), os.path.join(root, xml_rel)))
     elif rel not in in_boxes:
-      rejects.append({"path": os.path.join(root, rel), "reason": "no_annotation",
-                      "detail": f"no {os.path.splitext(f)[0]}.xml beside it and no line in a "
-                                f"{BOXES_FILE}"})
+      rejects.append(Reject(os.path.join(root, rel), RejectReason.NO_ANNOTATION,
+                            f"no {os.path.splitext(f)[0]}.xml beside it and no line in a "
+                            f"{BOXES_FILE}"))
   return xml_entries, objects, rejects
