@@ -20,6 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
+from configs.model import load_model_config  # noqa: E402
+from model.re3 import build_re3, count_parameters  # noqa: E402
+from model.rl_agent import build_rl_agent  # noqa: E402
+
 
 def define_flags(flag_values=flags.FLAGS):
   """Defined on demand (by __main__, or a test's own FlagValues) so importing
@@ -49,18 +53,15 @@ def layer_table(model) -> List[str]:
 
 def summarize(config_path: str, overrides=()) -> List[str]:
   """Builds the model of `config_path`; returns the table lines, count last."""
-  from configs.model import load_model_config
   task, cfg = load_model_config(config_path, overrides)
   lines = [f"config: {config_path}", f"task: {task}"]
   if task == "re3":
-    from model.re3 import build_re3, count_parameters
     model = build_re3(cfg)
     expected = count_parameters(cfg)
     lines.append(f"features per crop: {cfg.features_per_crop():,}; per pair: {2 * cfg.features_per_crop():,}; "
                  f"peephole: {cfg.peephole}")
     lines.append("blocks: " + ", ".join(f"{k} {v:,}" for k, v in expected.items() if k != "total"))
   else:
-    from model.rl_agent import build_rl_agent
     model = build_rl_agent(cfg)
     expected = None
     lines.append(f"feature map: {cfg.feature_shape()}; output_dim: {cfg.output_dim}; sigma: {cfg.sigma}")
