@@ -51,20 +51,19 @@ def _signatures(module, names) -> Dict[str, object]:
   return {name: getattr(module, name).get_concrete_function() for name in names}
 
 
-def export_re3(net, export_dir: str) -> str:
-  graph = Re3Graph(net)
-  sigs = _signatures(graph, RE3_SIGNATURES)
-  sigs["serving_default"] = sigs["track_step"]
+def _save(graph, names, serving_default: str, export_dir: str) -> str:
+  sigs = _signatures(graph, names)
+  sigs["serving_default"] = sigs[serving_default]
   tf.saved_model.save(graph, export_dir, signatures=sigs)
   return export_dir
+
+
+def export_re3(net, export_dir: str) -> str:
+  return _save(Re3Graph(net), RE3_SIGNATURES, "track_step", export_dir)
 
 
 def export_rl_agent(agent, export_dir: str) -> str:
-  graph = RLAgentGraph(agent)
-  sigs = _signatures(graph, RL_SIGNATURES)
-  sigs["serving_default"] = sigs["track"]
-  tf.saved_model.save(graph, export_dir, signatures=sigs)
-  return export_dir
+  return _save(RLAgentGraph(agent), RL_SIGNATURES, "track", export_dir)
 
 
 def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None) -> Dict[str, str]:

@@ -60,7 +60,20 @@ def _concrete(fn):
     return fn
 
 
-class Re3MultiTracker:
+class _Re3Loaders:
+  """`load` and `from_net` of the Re3 trackers (both are built from a graph)."""
+
+  @classmethod
+  def load(cls, path: str, reset_period: Optional[int] = RESET_EVERY):
+    """From an exported SavedModel or a training model_dir (or checkpoint prefix)."""
+    return cls(load_re3_graph(path), reset_period)
+
+  @classmethod
+  def from_net(cls, net, reset_period: Optional[int] = RESET_EVERY):
+    return cls(Re3Graph(net), reset_period)
+
+
+class Re3MultiTracker(_Re3Loaders):
   """Many targets in one frame, one batched forward pass per frame.
 
   `add(target_id, image, box)` starts a target on `image` (any frame);
@@ -82,15 +95,6 @@ class Re3MultiTracker:
     # argument matching (about 0.5 ms a call on CPU, 7% of a re3_small step).
     self._carry = _concrete(graph.track_step_carry_batch)
     self.clear()
-
-  @classmethod
-  def load(cls, path: str, reset_period: Optional[int] = RESET_EVERY):
-    """From an exported SavedModel or a training model_dir (or checkpoint prefix)."""
-    return cls(load_re3_graph(path), reset_period)
-
-  @classmethod
-  def from_net(cls, net, reset_period: Optional[int] = RESET_EVERY):
-    return cls(Re3Graph(net), reset_period)
 
   # ------------------------------------------------------------- bookkeeping
 
@@ -179,22 +183,13 @@ class Re3MultiTracker:
             for tid, b in zip(self._ids, self._boxes)}
 
 
-class Re3Tracker:
+class Re3Tracker(_Re3Loaders):
   """Single-object Re3 with OpenCV's `init` / `update` interface."""
 
   name = "re3"
 
   def __init__(self, graph, reset_period: Optional[int] = RESET_EVERY):
     self._multi = Re3MultiTracker(graph, reset_period)
-
-  @classmethod
-  def load(cls, path: str, reset_period: Optional[int] = RESET_EVERY):
-    """From an exported SavedModel or a training model_dir (or checkpoint prefix)."""
-    return cls(load_re3_graph(path), reset_period)
-
-  @classmethod
-  def from_net(cls, net, reset_period: Optional[int] = RESET_EVERY):
-    return cls(Re3Graph(net), reset_period)
 
   @property
   def graph(self):
