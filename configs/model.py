@@ -24,6 +24,12 @@ from configs import base
 from configs.base import ConfigError, require
 
 PEEPHOLE_MODES = ("diagonal", "full", "none")
+TOWERS = ("caffenet", "efficientnet_lite0")
+# Fields that only the CaffeNet tower reads (an EfficientNet config must leave them unset).
+CAFFENET_FIELDS = ("mean_rgb", "input_scale", "conv_filters", "conv_kernels", "conv_groups",
+                   "conv1_stride", "pool_size", "pool_stride", "lrn_depth_radius", "lrn_alpha",
+                   "lrn_beta", "lrn_bias", "skip_filters")
+EFFNET_FIELDS = ("tower_blocks", "tower_taps", "tap_filters")
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -65,6 +71,16 @@ class Re3ModelConfig:
   expect. A net trained from scratch with He-initialised layers sees features
   of magnitude ~100 at fc6 at that range, which saturates the LSTM gates so
   that the net can get stuck at a constant output; 1/64 brings them to ~1.
+
+  `tower` picks the conv tower: 'caffenet' (default, everything above) or
+  'efficientnet_lite0', the ImageNet-pretrained EfficientNet-Lite0 of
+  model.efficientnet_lite (it scales its 0..255 input itself; the CaffeNet
+  fields above must then be left at their defaults). It runs blocks
+  0..`tower_blocks - 1` (16 in all); a 1x1 conv with `tap_filters[k]`
+  channels + PReLU taps the output of block `tower_taps[k]`, and the per-crop
+  features are the flattened taps ++ the flattened last block
+  (model.re3.features_per_crop). `tower_trainable: false` freezes the tower
+  (either kind) so that only skips, fc6, LSTMs and head train.
   """
 
   crop_size: int = 227
@@ -88,9 +104,29 @@ class Re3ModelConfig:
   forget_bias: float = 1.0
   output_units: int = 4
   weight_decay: float = 0.0005
+  tower: str = "caffenet"
+  tower_blocks: int = 11
+  tower_taps: Tuple[int, ...] = (4,)
+  tap_filters: Tuple[int, ...] = (16,)
+  tower_trainable: bool = True
 
   def validate(self) -> None:
+    require(self.tower in TOWERS, f"model.tower must be one of {list(TOWERS)}, got {self.tower!r}")
+    require(isinstance(self.tower_trainable, bool),
+            f"model.tower_trainable must be true or false, got {self.tower_trainable!r}")
     require(self.crop_size >= 32, f"model.crop_size must be >= 32, got {self.crop_size}")
+    require(self.fc6_units >= 1, f"model.fc6_units must be >= 1, got {self.fc6_units}")
+    require(self.lstm_units >= 1, f"model.lstm_units must be >= 1, got {self.lstm_units}")
+    require(self.peephole in PEEPHOLE_MODES,
+            f"model.peephole must be one of {list(PEEPHOLE_MODES)}, got {self.peephole!r}")
+    require(self.output_units == 4, f"model.output_units must be 4 (x1, y1, x2, y2), got {self.output_units}")
+    require(self.weight_decay >= 0, f"model.weight_decay must be >= 0, got {self.weight_decay}")
+    if self.tower != "caffenet":
+      self._validate_effnet()
+      return
+    for name in EFFNET_FIELDS:
+      require(self._is_default(name),
+              f"model.{name} applies to model.tower: efficientnet_lite0 only (tower is caffenet)")
     require(len(self.mean_rgb) == 3, f"model.mean_rgb needs 3 values, got {self.mean_rgb}")
     require(self.input_scale > 0, f"model.input_scale must be > 0, got {self.input_scale}")
     for name in ("conv_filters", "conv_kernels", "conv_groups"):
@@ -109,18 +145,36 @@ class Re3ModelConfig:
     require(self.lrn_depth_radius >= 0, f"model.lrn_depth_radius must be >= 0, got {self.lrn_depth_radius}")
     require(len(self.skip_filters) == 3 and all(v >= 1 for v in self.skip_filters),
             f"model.skip_filters needs 3 positive values, got {list(self.skip_filters)}")
-    require(self.fc6_units >= 1, f"model.fc6_units must be >= 1, got {self.fc6_units}")
-    require(self.lstm_units >= 1, f"model.lstm_units must be >= 1, got {self.lstm_units}")
-    require(self.peephole in PEEPHOLE_MODES,
-            f"model.peephole must be one of {list(PEEPHOLE_MODES)}, got {self.peephole!r}")
-    require(self.output_units == 4, f"model.output_units must be 4 (x1, y1, x2, y2), got {self.output_units}")
-    require(self.weight_decay >= 0, f"model.weight_decay must be >= 0, got {self.weight_decay}")
     shapes = self.tower_shapes()
     require(all(h >= 1 for h, _, _ in shapes.values()),
             f"model.crop_size={self.crop_size} is too small for the tower: {shapes}")
 
+  def _is_default(self, name: str) -> bool:
+    value = getattr(self, name)
+    default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+    if isinstance(value, (list, tuple)):
+      return tuple(value) == tuple(default)
+    return value == default
+
+  def _validate_effnet(self) -> None:
+    """Checks of an EfficientNet-tower config (block counts are checked against
+    the architecture when the net is built: model.re3)."""
+    for name in CAFFENET_FIELDS:
+      require(self._is_default(name),
+              f"model.{name} applies to model.tower: caffenet only (tower is {self.tower}, "
+              f"which scales its own input); remove it")
+    require(self.tower_blocks >= 1, f"model.tower_blocks must be >= 1, got {self.tower_blocks}")
+    taps = list(self.tower_taps)
+    require(all(0 <= t < self.tower_blocks - 1 for t in taps) and taps == sorted(set(taps)),
+            f"model.tower_taps must be increasing block indices below the last block run "
+            f"(tower_blocks - 1 = {self.tower_blocks - 1}), got {taps}")
+    require(len(self.tap_filters) == len(taps) and all(c >= 1 for c in self.tap_filters),
+            f"model.tap_filters needs one positive value per tap ({len(taps)}), got {list(self.tap_filters)}")
+
   def tower_shapes(self) -> dict:
-    """(height, width, channels) of every tower endpoint for one crop."""
+    """(height, width, channels) of every CaffeNet tower endpoint for one crop."""
+    require(self.tower == "caffenet", f"model.tower is {self.tower}: its shapes come from "
+            "model.efficientnet_lite.tower_shapes (features: model.re3.features_per_crop)")
     s = self.crop_size
     f = self.conv_filters
     out = {}

@@ -1,4 +1,5 @@
-"""The Re3 network: CaffeNet tower with skips, fc6, two peephole LSTMs, box head.
+"""The Re3 network: CaffeNet (or EfficientNet-Lite0) tower with skips, fc6, two
+peephole LSTMs, box head.
 
     prev crop ─┐                         ┌─> LSTM1 ─┐
                ├─ shared tower ─ concat ─ fc6 ─┤          ├─> LSTM2 ─> linear 4
@@ -33,6 +34,14 @@ overhead per op.
 Per-crop features are flatten(skip1(norm1)) ++ flatten(skip2(norm2)) ++
 flatten(skip3(conv5)) ++ flatten(pool5), flattened in NHWC order; the pair
 feature is prev ++ curr (37,104 + 37,104 = 74,208 with the paper sizes).
+
+With `model.tower: efficientnet_lite0` the shared tower is the ImageNet
+EfficientNet-Lite0 of model.efficientnet_lite (its own input scaling, batch
+norm folded, run up to block `tower_blocks - 1`; `net.tower`), and per-crop
+features are flatten(tap_k(block t_k)) for each t_k of `tower_taps` (1x1 conv
+with `tap_filters[k]` channels + PReLU, as the CaffeNet skips) ++
+flatten(last block). fc6, the LSTMs and the head are the same.
+`model.efficientnet_import.load_tower_weights(net)` loads the ImageNet weights.
 """
 
 from __future__ import annotations
@@ -44,10 +53,32 @@ import tf_keras as keras
 
 from configs import base
 from configs.model import Re3ModelConfig
+from model.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
+from model.efficientnet_lite import tower_shapes as effnet_tower_shapes
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
                           PeepholeLSTMCell)
 
 State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
+EFFNET_TOWERS = {"efficientnet_lite0": "lite0"}  # model.tower -> EfficientNet-Lite variant
+CAFFENET_SKIP_SOURCES = ("norm1", "norm2", "conv5")
+
+
+def _effnet_shapes(cfg: Re3ModelConfig) -> Dict[str, Tuple[int, int, int]]:
+  """EfficientNet tower shapes for one crop; errors name the config key."""
+  try:
+    return effnet_tower_shapes(EFFNET_TOWERS[cfg.tower], cfg.crop_size, cfg.tower_blocks)
+  except ValueError as e:
+    raise base.ConfigError(f"model.tower_blocks={cfg.tower_blocks}: {e}") from None
+
+
+def features_per_crop(cfg: Re3ModelConfig) -> int:
+  """Length of one crop's feature vector, for either tower."""
+  if cfg.tower == "caffenet":
+    return cfg.features_per_crop()
+  sh = _effnet_shapes(cfg)
+  taps = sum(sh[f"block{t}"][0] * sh[f"block{t}"][1] * ch for t, ch in zip(cfg.tower_taps, cfg.tap_filters))
+  h, w, c = sh[f"block{cfg.tower_blocks - 1}"]
+  return taps + h * w * c
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -60,6 +91,42 @@ class Re3Net(ConfigModelMixin, keras.Model):
     cfg = self.cfg
     reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
     init = "he_normal"  # MSRA, as the paper initialises its new layers
+    if cfg.tower == "caffenet":
+      self._caffenet_layers(reg, init)
+    else:
+      self._efficientnet_layers(reg, init)
+    self.fc6 = keras.layers.Dense(cfg.fc6_units, activation="relu", kernel_initializer=init,
+                                  kernel_regularizer=reg, name="fc6")
+    self.lstm1 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
+                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm1")
+    self.lstm2 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
+                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm2")
+    # The head computes in float32 under any policy: labels come out float32
+    # (bfloat16 would round a label near 8 to steps of 1/16 of a label unit).
+    self.head = keras.layers.Dense(cfg.output_units, kernel_initializer=init,
+                                   kernel_regularizer=reg, name="fc_output", dtype="float32")
+
+  def _skip(self, n: int, channels: int, reg, init):
+    self.skip_convs.append(keras.layers.Conv2D(
+        channels, 1, kernel_initializer=init, kernel_regularizer=reg, name=f"skip{n}_conv"))
+    self.skip_prelus.append(keras.layers.PReLU(
+        alpha_initializer=keras.initializers.Constant(self.cfg.prelu_init), shared_axes=[1, 2],
+        name=f"skip{n}_prelu"))
+
+  def _efficientnet_layers(self, reg, init):
+    """The pretrained tower (batch norm folded, no weight decay) and its tap skips."""
+    cfg = self.cfg
+    _effnet_shapes(cfg)  # a clear error for a tower_blocks the variant does not have
+    self.tower = EfficientNetLiteTower(EFFNET_TOWERS[cfg.tower], cfg.tower_blocks, cfg.tower_taps,
+                                       name="tower")
+    self.tower.trainable = cfg.tower_trainable
+    self.skip_convs = []
+    self.skip_prelus = []
+    for n, ch in enumerate(cfg.tap_filters, start=1):
+      self._skip(n, ch, reg, init)
+
+  def _caffenet_layers(self, reg, init):
+    cfg = self.cfg
     f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
 
     def conv(i, stride, padding):
@@ -84,24 +151,12 @@ class Re3Net(ConfigModelMixin, keras.Model):
     self.conv4 = conv(3, 1, "same")
     self.conv5 = conv(4, 1, "same")
     self.pool5 = pool("pool5")
+    for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+      layer.trainable = cfg.tower_trainable
     self.skip_convs = []
     self.skip_prelus = []
-    for n, (src, ch) in enumerate(zip(("norm1", "norm2", "conv5"), cfg.skip_filters), start=1):
-      self.skip_convs.append(keras.layers.Conv2D(
-          ch, 1, kernel_initializer=init, kernel_regularizer=reg, name=f"skip{n}_conv"))
-      self.skip_prelus.append(keras.layers.PReLU(
-          alpha_initializer=keras.initializers.Constant(cfg.prelu_init), shared_axes=[1, 2],
-          name=f"skip{n}_prelu"))
-    self.fc6 = keras.layers.Dense(cfg.fc6_units, activation="relu", kernel_initializer=init,
-                                  kernel_regularizer=reg, name="fc6")
-    self.lstm1 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
-                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm1")
-    self.lstm2 = PeepholeLSTMCell(cfg.lstm_units, peephole=cfg.peephole, forget_bias=cfg.forget_bias,
-                                  kernel_regularizer=reg, recurrent_regularizer=reg, name="lstm2")
-    # The head computes in float32 under any policy: labels come out float32
-    # (bfloat16 would round a label near 8 to steps of 1/16 of a label unit).
-    self.head = keras.layers.Dense(cfg.output_units, kernel_initializer=init,
-                                   kernel_regularizer=reg, name="fc_output", dtype="float32")
+    for n, ch in enumerate(cfg.skip_filters, start=1):
+      self._skip(n, ch, reg, init)
 
   # ---------------------------------------------------------------- building
 
@@ -110,20 +165,16 @@ class Re3Net(ConfigModelMixin, keras.Model):
     if self.built:
       return
     cfg = self.cfg
-    sh = cfg.tower_shapes()
     s = cfg.crop_size
-    self.conv1.build((None, s, s, 3))
-    self.conv2.build((None,) + sh["norm1"])
-    self.conv3.build((None,) + sh["norm2"])
-    self.conv4.build((None,) + sh["conv3"])
-    self.conv5.build((None,) + sh["conv4"])
-    for conv, prelu, src, ch in zip(self.skip_convs, self.skip_prelus, ("norm1", "norm2", "conv5"),
-                                    cfg.skip_filters):
-      conv.build((None,) + sh[src])
-      prelu.build((None,) + sh[src][:2] + (ch,))
-    for layer in (self.mean_subtract, self.pool1, self.norm1, self.pool2, self.norm2, self.pool5):
-      layer.built = True
-    self.fc6.build((None, 2 * cfg.features_per_crop()))
+    if cfg.tower == "caffenet":
+      self._build_caffenet()
+    else:
+      sh = _effnet_shapes(cfg)
+      self.tower.build((None, s, s, 3))
+      for conv, prelu, t, ch in zip(self.skip_convs, self.skip_prelus, cfg.tower_taps, cfg.tap_filters):
+        conv.build((None,) + sh[f"block{t}"])
+        prelu.build((None,) + sh[f"block{t}"][:2] + (ch,))
+    self.fc6.build((None, 2 * features_per_crop(cfg)))
     self.lstm1.build((None, cfg.fc6_units))
     self.lstm2.build((None, cfg.fc6_units + cfg.lstm_units))
     self.head.build((None, cfg.lstm_units))
@@ -133,10 +184,29 @@ class Re3Net(ConfigModelMixin, keras.Model):
     self._set_save_spec((spec, spec))
     self.built = True
 
+  def _build_caffenet(self):
+    cfg = self.cfg
+    sh = cfg.tower_shapes()
+    s = cfg.crop_size
+    self.conv1.build((None, s, s, 3))
+    self.conv2.build((None,) + sh["norm1"])
+    self.conv3.build((None,) + sh["norm2"])
+    self.conv4.build((None,) + sh["conv3"])
+    self.conv5.build((None,) + sh["conv4"])
+    for conv, prelu, src, ch in zip(self.skip_convs, self.skip_prelus, CAFFENET_SKIP_SOURCES,
+                                    cfg.skip_filters):
+      conv.build((None,) + sh[src])
+      prelu.build((None,) + sh[src][:2] + (ch,))
+    for layer in (self.mean_subtract, self.pool1, self.norm1, self.pool2, self.norm2, self.pool5):
+      layer.built = True
+
   # ---------------------------------------------------------------- tower
 
   def tower_endpoints(self, crops, training: bool = False) -> Dict[str, tf.Tensor]:
-    """Every CaffeNet endpoint for crops [N, S, S, 3] (0..255 RGB)."""
+    """Every CaffeNet endpoint (or the EfficientNet taps and last block,
+    'block<i>') for crops [N, S, S, 3] (0..255 RGB)."""
+    if self.cfg.tower != "caffenet":
+      return self.tower(crops)
     x = self.mean_subtract(crops)
     out = {"input": x}
     out["conv1"] = x = self.conv1(x)
@@ -152,13 +222,18 @@ class Re3Net(ConfigModelMixin, keras.Model):
     return out
 
   def crop_features(self, crops, training: bool = False) -> tf.Tensor:
-    """Skip + pool5 features of crops [N, S, S, 3] -> [N, features_per_crop]."""
+    """Skip + pool5 (or tap + last block) features of crops [N, S, S, 3] -> [N, features_per_crop]."""
     ends = self.tower_endpoints(crops, training)
     n = tf.shape(crops)[0]
+    cfg = self.cfg
+    if cfg.tower == "caffenet":
+      sources, last = CAFFENET_SKIP_SOURCES, "pool5"
+    else:
+      sources, last = [f"block{t}" for t in cfg.tower_taps], f"block{cfg.tower_blocks - 1}"
     parts = []
-    for conv, prelu, src in zip(self.skip_convs, self.skip_prelus, ("norm1", "norm2", "conv5")):
+    for conv, prelu, src in zip(self.skip_convs, self.skip_prelus, sources):
       parts.append(tf.reshape(prelu(conv(ends[src])), [n, -1]))
-    parts.append(tf.reshape(ends["pool5"], [n, -1]))
+    parts.append(tf.reshape(ends[last], [n, -1]))
     return tf.concat(parts, axis=1)
 
   def embed(self, prev_crops, curr_crops, training: bool = False) -> tf.Tensor:
@@ -269,14 +344,23 @@ def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
   Lets tests and tools check the paper count (183,719,012 with diagonal
   peepholes) without allocating 735 MB of weights.
   """
-  sh = cfg.tower_shapes()
-  f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
-  in_ch = (3,) + tuple(f[:4])
-  tower = sum(k[i] * k[i] * (in_ch[i] // g[i]) * f[i] + f[i] for i in range(5))
-  skips = 0
-  for src, ch in zip(("norm1", "norm2", "conv5"), cfg.skip_filters):
-    skips += sh[src][2] * ch + ch + ch                       # 1x1 kernel, bias, PReLU slopes
-  fc6 = 2 * cfg.features_per_crop() * cfg.fc6_units + cfg.fc6_units
+  if cfg.tower == "caffenet":
+    sh = cfg.tower_shapes()
+    f, k, g = cfg.conv_filters, cfg.conv_kernels, cfg.conv_groups
+    in_ch = (3,) + tuple(f[:4])
+    tower = sum(k[i] * k[i] * (in_ch[i] // g[i]) * f[i] + f[i] for i in range(5))
+    taps = zip((sh[src][2] for src in CAFFENET_SKIP_SOURCES), cfg.skip_filters)
+  else:
+    sh = _effnet_shapes(cfg)
+    tower = 3 * 3 * 3 * STEM_FILTERS + STEM_FILTERS        # every conv has a (folded) bias
+    for spec in block_specs(EFFNET_TOWERS[cfg.tower])[:cfg.tower_blocks]:
+      e = spec.expanded_channels
+      if spec.expand_ratio != 1:
+        tower += spec.in_channels * e + e
+      tower += spec.kernel * spec.kernel * e + e + e * spec.out_channels + spec.out_channels
+    taps = zip((sh[f"block{t}"][2] for t in cfg.tower_taps), cfg.tap_filters)
+  skips = sum(c * ch + ch + ch for c, ch in taps)           # 1x1 kernel, bias, PReLU slopes
+  fc6 = 2 * features_per_crop(cfg) * cfg.fc6_units + cfg.fc6_units
   u = cfg.lstm_units
   peep = {"diagonal": 3 * u, "full": 3 * u * u, "none": 0}[cfg.peephole]
 
