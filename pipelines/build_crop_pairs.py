@@ -7,11 +7,11 @@
 For every two consecutive stored frames of a track segment where the target
 is visible in both: the crop window is the Re3 window of the previous frame's
 box (2x its width and height; with --crop_pairs_jitter the previous box is
-first jittered the GOTURN/Re3 way: center + Laplace(0, 1/5)*(w, h), size *
-clip(Laplace(1, 1/15), 0.6, 1.4), up to 10 tries keeping the center inside
-the box and the image). Both frames are cut at that same window with
-model.geometry.crop_reference (227x227, zeros outside the image), and the
-label is model.geometry.box_to_label of the current box in that window.
+first jittered the GOTURN/Re3 way: model.geometry.jitter_xyxy with the
+training defaults of configs.experiment.JitterConfig). Both frames are cut at
+that same window with model.geometry.crop_reference (227x227, zeros outside
+the image), and the label is model.geometry.box_to_label of the current box
+in that window.
 
 Determinism: each pair's random draws come from a generator seeded with
 sha256(seed, pair key), so the output does not depend on worker scheduling.
@@ -28,13 +28,12 @@ import sys
 import apache_beam as beam
 import numpy as np
 
+from configs.experiment import JitterConfig
+from model import geometry
 from pipelines import options, runner, shards, writer
 from pipelines.schema import Reject, RejectReason
 
-CENTER_SCALE = 1.0 / 5.0
-SIZE_SCALE = 1.0 / 15.0
-SIZE_MIN, SIZE_MAX = 0.6, 1.4
-MAX_TRIES = 10
+JITTER = JitterConfig()  # the recipe's constants: the training defaults of data.jitter
 
 
 class CropPairJobOptions(options.DatasetJobOptions, options.CropPairOptions):
@@ -61,18 +60,8 @@ def pair_rng(seed: int, key: str) -> np.random.Generator:
 
 
 def jitter_box(box, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-  """The GOTURN/Re3 ground-truth jitter of one xyxy box (NumPy twin of the
-  training-time version in train/data.py); the box itself if no try fits."""
-  box = np.asarray(box, np.float64)
-  wh = box[2:] - box[:2]
-  center = (box[:2] + box[2:]) / 2.0
-  for _ in range(MAX_TRIES):
-    c = center + rng.laplace(0.0, CENTER_SCALE, size=2) * wh
-    s = wh * np.clip(rng.laplace(1.0, SIZE_SCALE, size=2), SIZE_MIN, SIZE_MAX)
-    if (np.all(c > box[:2]) and np.all(c < box[2:]) and 0 <= c[0] < width
-        and 0 <= c[1] < height):
-      return np.concatenate([c - s / 2.0, c + s / 2.0])
-  return box
+  """`geometry.jitter_xyxy` of one xyxy box with JITTER."""
+  return geometry.jitter_xyxy(box, height, width, rng, JITTER)
 
 
 def pair_indices(visible, max_per_track: int):
