@@ -5,8 +5,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from configs import experiment
+from configs.base import ConfigError
 from model import geometry
 from model.re3 import build_re3
 from train import curriculum, re3_task, toy_data, trainer as trainer_lib
@@ -90,7 +92,6 @@ def test_loss_goes_down_on_a_small_synthetic_set(toy_dir, tmp_path):
   assert result["step"] == 80 and 0.0 <= result["val_iou"] <= 1.0
   assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-80")
   # TensorBoard summaries: scalars and crop images with boxes
-  from tensorflow.core.util import event_pb2
   tags = {}
   for path in (tmp_path / "run" / "train").iterdir():
     for rec in tf.data.TFRecordDataset(str(path)):
@@ -172,7 +173,6 @@ def test_init_caffenet_starts_the_tower_from_the_file_and_a_restart_keeps_traini
 
 
 def test_init_caffenet_is_checked_before_work_starts(toy_dir, tmp_path):
-  from configs.base import ConfigError
   with pytest.raises(ConfigError, match="model.input_scale"):
     experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, **{
         "trainer.init_caffenet": "w.npy", "model.input_scale": 0.5}))

@@ -4,6 +4,7 @@ order, and short training runs of the pure and supervised objectives."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from configs import experiment
 from pipelines import schema
@@ -105,7 +106,6 @@ def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_switch_trains_a_mixed_model(mnist_like, tmp_path, policy):
-  import tf_keras as keras
   cfg = experiment.load_experiment(DRLT, [
       f"data.train_dir={mnist_like}", f"runtime.mixed_precision={policy}",
       "trainer.train_steps=2", "trainer.rl.batch_size=2", "model.lstm_units=8",
