@@ -140,6 +140,21 @@ def test_plateau_ends_a_stage(toy_dir, tmp_path):
   assert int(tr.curriculum.stage.numpy()) == 1 and int(tr.curriculum.since_best.numpy()) == 0
 
 
+def test_checkpoint_keys_of_the_curriculum_are_unchanged(toy_dir, tmp_path):
+  """The curriculum state moved to train/curriculum.py under the same top-level
+  checkpoint keys, so checkpoints written before the move still restore."""
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir, steps=2))
+  tr = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  tr.curriculum.next_stage(tr.step)
+  path = tr.save()
+  keys = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+  assert {"model", "optimizer", "step", "stage", "stage_start", "best_loss", "ema_loss",
+          "since_best"} <= keys
+  again = trainer_lib.Trainer(cfg, str(tmp_path / "run"), re3_task.Re3Task(cfg))
+  assert again.restore() == path
+  assert int(again.curriculum.stage.numpy()) == 1
+
+
 def _write_caffenet(path, model_cfg, seed=0):
   """A CaffeNet-layout weight file ({'convN': [W (out, in/g, kh, kw), b]}) for model_cfg."""
   rng, weights, cin = np.random.default_rng(seed), {}, 3
