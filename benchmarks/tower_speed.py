@@ -36,10 +36,11 @@ def candidates():
   out = [("re3_small (caffenet 227)", small), ("re3_effnet_lite0.yaml", shipped)]
   for size, blocks, taps, taps_ch, fc6, lstm in (
       (96, 8, (4,), (16,), 256, 256),
+      (112, 11, (4,), (16,), 256, 256),
+      (112, 8, (2, 4), (4, 16), 256, 256),
+      (112, 8, (4,), (16,), 512, 256),
       (128, 8, (4,), (16,), 256, 256),
-      (128, 11, (2, 4), (4, 16), 256, 256),
-      (128, 11, (4,), (16,), 512, 256),
-      (160, 11, (4,), (16,), 256, 256),
+      (128, 11, (4,), (16,), 256, 256),
   ):
     cfg = Re3ModelConfig(crop_size=size, tower_blocks=blocks, tower_taps=taps, tap_filters=taps_ch,
                          fc6_units=fc6, lstm_units=lstm, **eff)
@@ -78,7 +79,7 @@ def main():
     print(f"\nbatch {batch}: ms per step (best of {args.rounds} rounds of {args.iters}), ratio to the first")
     for (label, cfg, net, _), t in zip(entries, best):
       params = count_parameters(cfg)
-      print(f"  {label:52s} {1e3 * t:7.2f} ms  x{t / best[0]:.2f}  {batch / t:7.0f} crops/s  "
+      print(f"  {label:52s} {1e3 * t:7.2f} ms  x{t / best[0]:.2f}  {batch / t:7.0f} objects/s  "
             f"features/crop {features_per_crop(cfg):6d}  params {params['total']:,}")
 
 

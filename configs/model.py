@@ -105,7 +105,7 @@ class Re3ModelConfig:
   output_units: int = 4
   weight_decay: float = 0.0005
   tower: str = "caffenet"
-  tower_blocks: int = 11
+  tower_blocks: int = 8
   tower_taps: Tuple[int, ...] = (4,)
   tap_filters: Tuple[int, ...] = (16,)
   tower_trainable: bool = True

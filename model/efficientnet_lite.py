@@ -20,8 +20,13 @@ trained on (checked by the real-image test in tests/test_efficientnet.py).
 
 Padding: 'same' is TensorFlow's (stride-2 convolutions pad one more pixel at
 the bottom / right), 'symmetric' pads k // 2 on every side as a PyTorch
-Conv2d(padding=k // 2) does. Both give the same output sizes;
-PRETRAINED_PADDING is the one the shipped checkpoint matches (real-image test).
+Conv2d(padding=k // 2) does. Both give the same output sizes.
+PRETRAINED_PADDING is 'same': the shipped checkpoint is a conversion of the
+TensorFlow-trained weights (its conv tensors are transposed views of
+(kh, kw, in, out) TensorFlow arrays), and on real photos the two conventions
+score alike (top-5 0.748 'same' vs 0.766 'symmetric' on 441 object crops,
+mean log-probability of the right class -2.40 for both), so the training
+framework's convention, also the cheaper one (no explicit pad op), is used.
 
 `EfficientNetLiteTower` runs the stem and the first `blocks` blocks and
 returns the outputs of the blocks listed in `taps` and of the last block run,
@@ -68,7 +73,7 @@ BN_EPSILON = 1e-3
 INPUT_MEAN = 127.0
 INPUT_SCALE = 1.0 / 128.0
 PADDINGS = ("same", "symmetric")
-PRETRAINED_PADDING = "symmetric"
+PRETRAINED_PADDING = "same"
 
 
 @dataclasses.dataclass(frozen=True)

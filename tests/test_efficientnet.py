@@ -145,14 +145,20 @@ def save_checkpoint(path, sd):
                       for i, (k, v) in enumerate(sd.items())})
 
 
-# ------------------------------------------------------------------ NumPy reference (torch semantics)
+# ------------------------------------------------------------------ NumPy reference
 
 
-def _np_conv(x, w, stride, groups=1):
-  """torch Conv2d(padding=k // 2) on x [H, W, Cin], w (out, in / groups, k, k), float64."""
+def _np_conv(x, w, stride, padding, groups=1):
+  """Conv on x [H, W, Cin], w (out, in / groups, k, k), float64: 'symmetric' is
+  torch's Conv2d(padding=k // 2), 'same' TensorFlow's (extra pixel bottom/right)."""
   k = w.shape[-1]
-  p = k // 2
-  x = np.pad(x, ((p, p), (p, p), (0, 0)))
+  if padding == "symmetric":
+    lo = hi = k // 2
+  else:
+    n = x.shape[0]
+    total = max((-(-n // stride) - 1) * stride + k - n, 0)
+    lo, hi = total // 2, total - total // 2
+  x = np.pad(x, ((lo, hi), (lo, hi), (0, 0)))
   win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(0, 1))[::stride, ::stride]
   if groups == 1:
     return np.einsum("hwckl,ockl->hwo", win, w)
@@ -168,18 +174,19 @@ def _relu6(x):
   return np.clip(x, 0.0, 6.0)
 
 
-def numpy_tower(image, sd, blocks, variant="lite0"):
+def numpy_tower(image, sd, blocks, padding, variant="lite0"):
   """{'block<i>': features} of one 0..255 image [S, S, 3], BN NOT folded."""
   x = (image.astype(np.float64) - INPUT_MEAN) * INPUT_SCALE
-  x = _relu6(_np_bn(_np_conv(x, sd["_conv_stem.weight"].astype(np.float64), 2), sd, "_bn0"))
+  x = _relu6(_np_bn(_np_conv(x, sd["_conv_stem.weight"].astype(np.float64), 2, padding), sd, "_bn0"))
   out = {}
   for spec in block_specs(variant)[:blocks]:
     p, inp = f"_blocks.{spec.index}.", x
     if spec.expand_ratio != 1:
-      x = _relu6(_np_bn(_np_conv(x, sd[p + "_expand_conv.weight"].astype(np.float64), 1), sd, p + "_bn0"))
+      x = _relu6(_np_bn(_np_conv(x, sd[p + "_expand_conv.weight"].astype(np.float64), 1, padding),
+                        sd, p + "_bn0"))
     x = _relu6(_np_bn(_np_conv(x, sd[p + "_depthwise_conv.weight"].astype(np.float64), spec.stride,
-                               groups=x.shape[-1]), sd, p + "_bn1"))
-    x = _np_bn(_np_conv(x, sd[p + "_project_conv.weight"].astype(np.float64), 1), sd, p + "_bn2")
+                               padding, groups=x.shape[-1]), sd, p + "_bn1"))
+    x = _np_bn(_np_conv(x, sd[p + "_project_conv.weight"].astype(np.float64), 1, padding), sd, p + "_bn2")
     if spec.stride == 1 and spec.in_channels == spec.out_channels:
       x = x + inp
     out[f"block{spec.index}"] = x
@@ -273,20 +280,21 @@ def test_fold_batch_norm_equals_conv_then_batch_norm():
   np.testing.assert_allclose(x @ k + b, reference, rtol=1e-5, atol=1e-5)
 
 
-def test_imported_tower_matches_numpy_conv_plus_batch_norm(tmp_path):
+@pytest.mark.parametrize("padding", ["same", "symmetric"])
+def test_imported_tower_matches_numpy_conv_plus_batch_norm(tmp_path, padding):
   rng = np.random.default_rng(2)
   blocks = 6   # no-expand block 0, stride-2 blocks 1, 3, 5 and the residual blocks 2, 4
   sd = synthetic_checkpoint(rng, blocks)
   path = tmp_path / "lite0.pth"
   save_checkpoint(path, sd)
-  tower = EfficientNetLiteTower("lite0", blocks=blocks, taps=(0, 2, 4))
+  tower = EfficientNetLiteTower("lite0", blocks=blocks, taps=(0, 2, 4), padding=padding)
   tower.build((None, 40, 40, 3))
   loaded = load_tower_weights(tower, str(path))
   assert loaded["_blocks.1._expand_conv.weight"] == (96, 16, 1, 1)
   assert "_blocks.0._expand_conv.weight" not in loaded and "_fc.weight" not in loaded
   image = rng.integers(0, 256, (40, 40, 3)).astype(np.uint8)
   got = {k: v.numpy()[0] for k, v in tower(image[None]).items()}
-  want = numpy_tower(image, sd, blocks)
+  want = numpy_tower(image, sd, blocks, padding)
   for name in ("block0", "block2", "block4", "block5"):
     scale = np.abs(want[name]).max()
     np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-4 * scale, err_msg=name)
@@ -391,8 +399,8 @@ def test_tower_trainable_false_freezes_only_the_tower():
 
 def test_shipped_config_loads_and_builds():
   task, cfg = load_model_config(str(REPO / "configs/re3_effnet_lite0.yaml"))
-  assert task == "re3" and cfg.tower == "efficientnet_lite0" and cfg.crop_size == 128
-  assert features_per_crop(cfg) == 16 * 16 * 16 + 8 * 8 * 112
+  assert task == "re3" and cfg.tower == "efficientnet_lite0" and cfg.crop_size == 112
+  assert features_per_crop(cfg) == 14 * 14 * 16 + 7 * 7 * 80 == 7056
   assert count_parameters(cfg)["total"] > 0
   # The CaffeNet default is unchanged.
   assert Re3ModelConfig().tower == "caffenet"
@@ -402,7 +410,7 @@ def test_shipped_config_loads_and_builds():
     ({"tower": "resnet50"}, "model.tower"),
     ({"tower": "efficientnet_lite0", "input_scale": 0.5}, "model.input_scale"),
     ({"tower": "efficientnet_lite0", "skip_filters": [1, 2, 3]}, "model.skip_filters"),
-    ({"tower_blocks": 8}, "model.tower_blocks"),
+    ({"tower_blocks": 9}, "model.tower_blocks"),
     ({"tower": "efficientnet_lite0", "tower_blocks": 5, "tower_taps": [4]}, "model.tower_taps"),
     ({"tower": "efficientnet_lite0", "tower_taps": [4, 2], "tap_filters": [4, 4]}, "model.tower_taps"),
     ({"tower": "efficientnet_lite0", "tower_taps": [2, 4], "tap_filters": [4]}, "model.tap_filters"),
@@ -470,5 +478,7 @@ def test_imported_classifier_recognises_objects_in_real_photos(shared_dir):
   hits = np.array([bool(IMAGENET[lab] & set(t.tolist())) for lab, t in zip(labels, top5)])
   per_class = {c: f"{hits[np.array(labels) == c].mean():.2f}" for c in IMAGENET}
   print(f"top-5 hit rate {hits.mean():.3f} on {len(hits)} crops; per class {per_class}")
-  assert hits.mean() >= 0.6, per_class
+  # 0.75 here; a broken import scores far lower (measured: no input scaling 0.22,
+  # batch norm not folded 0.0, BGR input 0.62).
+  assert hits.mean() >= 0.7, per_class
   tf.debugging.assert_all_finite(tf.constant(logits), "logits")
