@@ -251,15 +251,17 @@ class EfficientNetLiteTower(keras.layers.Layer):
   def build(self, input_shape):
     if self.built:
       return
-    h = input_shape[1]
+    h, w = input_shape[1], input_shape[2]
     self.normalize.built = True
-    self.stem_conv.build((None, h, h, 3))
-    s = None if h is None else -(-h // STEM_STRIDE)
-    ch = STEM_FILTERS
+    self.stem_conv.build((None, h, w, 3))
+
+    def down(n, stride):
+      return None if n is None else -(-n // stride)
+
+    h, w, ch = down(h, STEM_STRIDE), down(w, STEM_STRIDE), STEM_FILTERS
     for block, spec in zip(self.blocks, self.specs):
-      block.build((None, s, s, ch))
-      s = None if s is None else -(-s // spec.stride)
-      ch = spec.out_channels
+      block.build((None, h, w, ch))
+      h, w, ch = down(h, spec.stride), down(w, spec.stride), spec.out_channels
     self.built = True
 
   def call(self, inputs):

@@ -23,7 +23,7 @@ import collections
 import os
 import pickle
 import struct
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 
@@ -81,6 +81,7 @@ class _Unpickler(pickle.Unpickler):
     super().__init__(f, encoding="latin1")
     self._path = path
     self._allow_storages = allow_storages
+    self.storage_dtypes: Dict[str, np.dtype] = {}   # every storage key seen -> its dtype
 
   def find_class(self, module, name):
     if (module, name) in _GLOBALS:
@@ -95,21 +96,12 @@ class _Unpickler(pickle.Unpickler):
             and isinstance(pid[1], _StorageType)):
       raise TorchLegacyError(f"{self._path}: unexpected persistent id {pid!r:.200}")
     _, stype, key, _location, numel = pid[:5]
+    self.storage_dtypes[str(key)] = stype.dtype
     view = pid[5] if len(pid) > 5 else None
     if view is not None:  # (view key, offset, size) into the root storage `key`
       _view_key, offset, size = view
       return _StorageRef(str(key), stype, int(size), int(offset))
     return _StorageRef(str(key), stype, int(numel))
-
-
-def _walk_tensors(obj) -> List[_TensorRef]:
-  if isinstance(obj, _TensorRef):
-    return [obj]
-  if isinstance(obj, dict):
-    return [t for v in obj.values() for t in _walk_tensors(v)]
-  if isinstance(obj, (list, tuple)):
-    return [t for v in obj for t in _walk_tensors(v)]
-  return []
 
 
 def read_legacy_state_dict(path: str) -> Dict[str, np.ndarray]:
@@ -139,7 +131,8 @@ def read_legacy_state_dict(path: str) -> Dict[str, np.ndarray]:
       sys_info = _Unpickler(f, path, False).load()
       if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
         raise TorchLegacyError(f"{path}: sys info {sys_info!r:.200} is not a little-endian torch file")
-      obj = _Unpickler(f, path, True).load()
+      unpickler = _Unpickler(f, path, True)
+      obj = unpickler.load()
       keys = _Unpickler(f, path, False).load()
     except TorchLegacyError:
       raise
@@ -149,17 +142,15 @@ def read_legacy_state_dict(path: str) -> Dict[str, np.ndarray]:
       raise TorchLegacyError(f"{path}: holds a {type(obj).__name__}, expected a state dict")
     if not isinstance(keys, list):
       raise TorchLegacyError(f"{path}: storage key list missing (got {type(keys).__name__})")
-    refs = _walk_tensors(obj)
-    itemsize = {}
-    for t in refs:
-      itemsize[t.storage.key] = t.storage.stype.dtype
     buffers = {}
     for key in keys:
       raw = f.read(8)
       if len(raw) != 8:
         raise TorchLegacyError(f"{path}: truncated before storage {key!r}")
       (numel,) = struct.unpack("<q", raw)
-      dtype = itemsize.get(str(key), np.dtype(np.uint8))
+      dtype = unpickler.storage_dtypes.get(str(key))
+      if dtype is None:  # its element size is unknown, so the rest could not be read
+        raise TorchLegacyError(f"{path}: storage {key!r} is listed but no tensor refers to it")
       nbytes = numel * dtype.itemsize
       data = f.read(nbytes)
       if numel < 0 or len(data) != nbytes:
