@@ -43,7 +43,7 @@ def test_crops_and_labels_match_the_geometry_module(tmp_path):
     boxes = track.boxes_xyxy[:4].astype(np.float64)
     imgs = frames.numpy()
     if mirror:
-      boxes = data.mirror_boxes_tf(tf.constant(boxes), track.width).numpy()
+      boxes = geometry.mirror_xyxy_tf(tf.constant(boxes), track.width).numpy()
       imgs = imgs[:, :, ::-1]
     windows = geometry.crop_window_xyxy(boxes[:-1])
     np.testing.assert_allclose(ex["windows"].numpy(), windows, atol=1e-4)
@@ -74,7 +74,7 @@ def test_frames_layout_pads_and_shrinks_without_moving_boxes():
 def test_jitter_follows_the_laplace_recipe():
   cfg = JitterConfig()
   boxes = tf.constant([[100.0, 100.0, 140.0, 180.0]] * 20000)
-  out = data.jitter_boxes_tf(boxes, [400, 400], cfg, seed=3).numpy()
+  out = geometry.jitter_xyxy_tf(boxes, [400, 400], cfg, seed=3).numpy()
   w, h = 40.0, 80.0
   c = (out[:, :2] + out[:, 2:]) / 2
   dx, dy = (c[:, 0] - 120) / w, (c[:, 1] - 140) / h
@@ -86,7 +86,7 @@ def test_jitter_follows_the_laplace_recipe():
   assert sw.min() >= 0.6 - 1e-5 and sw.max() <= 1.4 + 1e-5
   assert abs(np.median(sw) - 1.0) < 0.01 and 0.03 < np.median(np.abs(sh - 1)) < 0.06
   assert not np.allclose(out, boxes.numpy())
-  off = data.jitter_boxes_tf(boxes[:5], [400, 400], JitterConfig(enabled=False)).numpy()
+  off = geometry.jitter_xyxy_tf(boxes[:5], [400, 400], JitterConfig(enabled=False)).numpy()
   np.testing.assert_array_equal(off, boxes.numpy()[:5])
 
 

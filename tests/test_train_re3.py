@@ -42,7 +42,7 @@ def test_self_training_crops_follow_the_predictions():
   for t in range(2):
     # sequence 0: the window at t+1 is the 2x window around the box predicted at t
     pred_box = geometry.label_to_box(labels[0, t], windows[0, t])
-    pred_box = re3_task.sanitize_boxes_tf(tf.constant(pred_box, tf.float32)).numpy()
+    pred_box = geometry.crop_box_xyxy_tf(tf.constant(pred_box, tf.float32)).numpy()
     np.testing.assert_allclose(windows[0, t + 1], geometry.crop_window_xyxy(pred_box),
                                rtol=1e-5, atol=1e-3)
     assert not np.allclose(windows[0, t + 1], gt_windows.numpy()[0, t + 1], atol=0.5)
@@ -65,7 +65,7 @@ def test_nudge_moves_lost_boxes_towards_the_truth():
   truth = tf.constant([[10.0, 10.0, 20.0, 20.0]])
   lost = tf.constant([[200.0, 200.0, 210.0, 210.0]])
   fixed = re3_task.nudge_boxes_tf(lost, truth, truth, 0.7, iterations=100)
-  cov = re3_task.coverage_tf(geometry.crop_window_xyxy_tf(fixed), truth).numpy()
+  cov = geometry.coverage_xyxy_tf(geometry.crop_window_xyxy_tf(fixed), truth).numpy()
   assert cov[0] >= 0.7
   same = re3_task.nudge_boxes_tf(truth, truth, truth, 0.7)
   np.testing.assert_allclose(same.numpy(), truth.numpy())

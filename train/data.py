@@ -136,11 +136,6 @@ def decode_frames_tf(encoded, channels: int):
   return tf.map_fn(one, encoded, fn_output_signature=tf.TensorSpec([None, None, channels], tf.uint8))
 
 
-# Former names of geometry.mirror_xyxy_tf / jitter_xyxy_tf, still used by tests/test_train_data.py.
-mirror_boxes_tf = geometry.mirror_xyxy_tf
-jitter_boxes_tf = geometry.jitter_xyxy_tf
-
-
 def fit_canvas_tf(frames, boxes, canvas_hw):
   """Scales frames [n, h, w, C] down to fit the canvas (boxes too), then pads
   bottom/right with zeros to exactly canvas_hw. Returns (frames, boxes, hw)."""

@@ -36,11 +36,6 @@ from train.validation import track_iou
 log = logging.getLogger("train")
 
 
-# Former names of geometry.crop_box_xyxy_tf / coverage_xyxy_tf, still used by tests/test_train_re3.py.
-sanitize_boxes_tf = geometry.crop_box_xyxy_tf
-coverage_tf = geometry.coverage_xyxy_tf
-
-
 def nudge_boxes_tf(boxes, truth, target, min_coverage: float, iterations: int = 20):
   """The public Re3 code's safeguard (off when min_coverage is 0): move a
   predicted search box towards the truth (box = 0.9 box + 0.1 truth) until
