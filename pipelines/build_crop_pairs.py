@@ -30,7 +30,7 @@ import numpy as np
 
 from configs.experiment import JitterConfig
 from model import geometry
-from pipelines import options, runner, shards, writer
+from pipelines import images, options, runner, schema, shards, writer
 from pipelines.schema import Reject, RejectReason
 
 JITTER = JitterConfig()  # the recipe's constants: the training defaults of data.jitter
@@ -84,13 +84,7 @@ class MakeCropPairs(beam.DoFn):
     self._max = int(max_per_track)
     self._quality = int(quality)
 
-  def setup(self):
-    from model import geometry  # pylint: disable=g-import-not-at-top
-    from pipelines import images, schema  # pylint: disable=g-import-not-at-top
-    self._geometry, self._images, self._schema = geometry, images, schema
-
   def process(self, serialized: bytes):
-    geometry, images, schema = self._geometry, self._images, self._schema
     try:
       track = schema.parse_track(serialized)
     except Exception as e:  # pylint: disable=broad-except
@@ -135,7 +129,7 @@ def read_records(path: str):
   """Every serialized record of one shard. (tf.data rather than Beam's
   tfrecordio, which needs an extra CRC package; shards are the unit of
   parallelism here, and the Reshuffle after this spreads the records.)"""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only in the workers that read shards
   for raw in tf.data.TFRecordDataset(path):
     yield raw.numpy()
 
