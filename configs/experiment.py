@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from configs import base
 from configs.base import ConfigError, require
-from configs.model import MODEL_CLASSES, TASKS
+from configs.model import MODEL_CLASSES, RESET_EVERY, TASKS
 DISTRIBUTIONS = ("one_device", "mirrored", "multi_worker_mirrored")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "piecewise", "linear")
@@ -206,7 +206,7 @@ class TrainerConfig:
   summary_every: int = 50
   image_summary_every: int = 500
   val_every: int = 0          # 0 = only at the end (when data.val_dir is set)
-  val_reset_every: int = 32   # LSTM reset period of the validation tracker
+  val_reset_every: int = RESET_EVERY  # LSTM reset period of the validation tracker
   # Learning rate: constant, piecewise (lr_boundaries / lr_values) or linear to 0.
   learning_rate: float = 1e-5
   lr_schedule: str = "piecewise"

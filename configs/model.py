@@ -30,6 +30,11 @@ CAFFENET_FIELDS = ("mean_rgb", "input_scale", "conv_filters", "conv_kernels", "c
                    "conv1_stride", "pool_size", "pool_stride", "lrn_depth_radius", "lrn_alpha",
                    "lrn_beta", "lrn_bias", "skip_filters")
 EFFNET_FIELDS = ("tower_blocks", "tower_taps", "tap_filters")
+# Frames between Re3 LSTM resets: the Re3 paper ("Tracking at test time") trains on
+# at most 32 unrolls and, every 32 frames at test time, feeds the current crop as both
+# inputs from the initial state. The trackers' default reset period
+# (model.tracker re-exports it) and the default of trainer.val_reset_every.
+RESET_EVERY = 32
 
 
 def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:

@@ -19,7 +19,8 @@ Re3 at test time (Re3 paper, section III-C, "Tracking at test time"):
     running state and as the target's "initial state".
   * update: both crops are cut at the previous output box (previous image,
     current image); the output label is mapped back to a box.
-  * every `reset_period` (default RESET_EVERY) updates, the current image
+  * every `reset_period` (default configs.model.RESET_EVERY, re-exported here;
+    0 or None: never) updates, the current image
     cropped at the new box is fed as both crops from the initial state; its
     state replaces the running state and its output is discarded.
 
@@ -42,14 +43,11 @@ from typing import Dict, Hashable, Iterable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from configs.model import RESET_EVERY
 from model import geometry
 from model.loading import load_re3_graph, load_rl_graph
 from model.tracker_inputs import as_rgb, box_overlaps_image, check_box_xywh
 from model.tracking_graphs import STATE_PARTS, Re3Graph, RLAgentGraph
-
-# Updates between Re3 LSTM resets: the paper trains on at most 32 unrolls and
-# resets every 32 frames at test time. The trackers' default reset_period (0 or None: never).
-RESET_EVERY = 32
 
 
 def _concrete(fn):

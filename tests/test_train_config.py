@@ -10,7 +10,8 @@ from absl import flags
 
 from configs import experiment
 from configs.base import ConfigError
-from model import summary
+from configs.model import RESET_EVERY
+from model import summary, tracker
 from tests.train_helpers import REPO, SMOKE, run_train
 from train import train as train_entry
 
@@ -137,3 +138,10 @@ def test_cli_reports_missing_records(tmp_path):
                    "--set", f"data.train_dir={tmp_path / 'empty'}", timeout=120)
   assert proc.returncode == 2
   assert "no '*-train.tfrecord-*' record files" in proc.stderr
+
+
+def test_reset_period_is_one_constant():
+  """The validation tracker's default reset period is the trackers' (configs.model.RESET_EVERY)."""
+  assert RESET_EVERY == 32
+  assert tracker.RESET_EVERY is RESET_EVERY
+  assert experiment.TrainerConfig().val_reset_every == RESET_EVERY
