@@ -45,6 +45,12 @@ class DatasetJobOptions(PipelineOptions):
     parser.add_argument("--split", default="train", help="Split name written into file names.")
     parser.add_argument("--num_shards", type=int, default=8, help="Number of output shards.")
     parser.add_argument("--name", default=None, help="Dataset name in file names (job default).")
+    parser.add_argument(
+        "--overwrite", default=False, action="store_true",
+        help="Remove the files of another dataset (another --name) found in --output_dir "
+             "instead of refusing to write there.")
+    parser.add_argument("--verbose", default=False, action="store_true",
+                        help="On an error, show the traceback, not only the one-line message.")
 
 
 def check_common_options(opts: DatasetJobOptions, need_input: bool = True) -> None:

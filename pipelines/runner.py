@@ -8,11 +8,13 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from pipelines import output_dir
 from pipelines.options import JobConfigError
 from pipelines.writer import COUNTER_NAMESPACE
 
@@ -75,9 +77,10 @@ def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any]
   opts = make_pipeline_options(argv)
   job_opts = opts.view_as(options_cls)
   validate(job_opts)
-  start = time.time()
-  with beam.Pipeline(options=opts) as p:
-    build(p, job_opts)
+  with output_dir.lock(job_opts.output_dir, job_name):  # checked, one job at a time
+    start = time.time()
+    with beam.Pipeline(options=opts) as p:
+      build(p, job_opts)
   result = p.result
   counters = {}
   try:
@@ -89,14 +92,37 @@ def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any]
   elapsed = time.time() - start
   summary = ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
   print(f"{job_name}: done in {elapsed:.1f}s; {summary}")
+  output_dir.check_written(job_opts.output_dir, counters, job_name)
   return counters
 
 
+# Exit statuses of the job commands.
+EXIT_BAD_OPTIONS = 2   # bad options or inputs found before the pipeline starts
+EXIT_FAILED = 1        # the job failed, or ran and wrote nothing
+
+
 def cli_main(main: Callable[[], Any], job_name: str) -> None:
-  """Runs a job's main() from the command line: bad options or inputs found
-  before the pipeline starts print one clear line and exit with status 1
-  instead of a traceback."""
+  """Runs a job's main() from the command line. Every failure ends in one
+  line on stderr instead of a traceback (--verbose shows it too): bad options
+  or inputs found before the pipeline starts (the output dir included) exit
+  with status 2; a run that wrote nothing, or any other error, with 1."""
+  verbose = "--verbose" in sys.argv[1:]
   try:
     main()
   except JobConfigError as e:
-    sys.exit(f"{job_name}: {e}")
+    _fail(job_name, str(e), EXIT_BAD_OPTIONS, verbose)
+  except output_dir.NothingWrittenError as e:
+    _fail(job_name, str(e), EXIT_FAILED, verbose)
+  except Exception as e:  # pylint: disable=broad-except
+    lines = [l for l in str(e).splitlines() if l.strip()]
+    message = f"{type(e).__name__}: {lines[0] if lines else ''}"
+    if not verbose:
+      message += " (--verbose shows the traceback)"
+    _fail(job_name, message, EXIT_FAILED, verbose)
+
+
+def _fail(job_name: str, message: str, status: int, verbose: bool) -> None:
+  if verbose:
+    traceback.print_exc()
+  print(f"{job_name}: {message}", file=sys.stderr)
+  sys.exit(status)

@@ -8,6 +8,9 @@ Output layout of a job (a contract other tools read):
   OUT/dataset_info.json                        per split: tracks, frames, shard lengths, features
   OUT/rejected-{split}.jsonl                   one JSON object per skipped input: path, reason
 
+One dataset name per directory; the rules of the directory itself (lock,
+foreign datasets, leftovers of killed runs) are in pipelines.output_dir.
+
 Shard naming and lookup live in the Beam-free pipelines.shards; the reject
 vocabulary and the `Reject` record in pipelines.schema.
 """
@@ -21,7 +24,9 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 import apache_beam as beam
 
+from pipelines import output_dir as output_dirs
 from pipelines import schema
+from pipelines.options import DatasetJobOptions
 from pipelines.schema import Reject
 from pipelines.shards import shard_for_key, shard_path
 
@@ -214,6 +219,10 @@ class WriteShardedRecords(beam.PTransform):
     n = self._num_shards
     key = self._key
     tf.io.gfile.makedirs(self._output_dir)
+    # While the pipeline is built, before anything runs: refuse (or, with
+    # --overwrite, clear) another dataset's files; remove this split's leftovers.
+    output_dirs.prepare_split(self._output_dir, self._name, self._split,
+                              bool(pipeline.options.view_as(DatasetJobOptions).overwrite))
     run_id = uuid.uuid4().hex[:12]
     if self._build is None:
       keyed = elements | "KeyByShard" >> beam.Map(lambda r: (shard_for_key(r[0], n), tuple(r)))

@@ -1,0 +1,391 @@
+"""The output directory of a dataset job: checked, locked, kept to one dataset,
+cleared of the job's own leftovers, and judged after the run.
+
+What a job promises about --output_dir (pipelines.runner.run_job and the
+sharded writer call these):
+
+* it is a directory this process can write, or can be created: a file, a path
+  below a file or an unwritable place is a JobConfigError naming it, before
+  anything runs;
+* one job at a time: a job holds OUT/.pipelines.lock (JSON: pid, host, job,
+  started) while it runs. A second job is refused with the holder named. A
+  lock whose process is gone (same host, pid not alive) is stale: it is
+  removed with a warning and the job goes on. A lock from another host is
+  never judged stale (its pid cannot be checked here): the message says which
+  file to remove. On remote file systems (gs://) the lock is best effort: they
+  have no atomic create-if-absent;
+* one dataset per directory: shards of another dataset name (or a
+  dataset_info.json of another name) refuse the job, unless --overwrite is
+  given, which removes that dataset's shards, its rejected-{split}.jsonl and
+  its dataset_info.json and says so. Another split of the same dataset is not
+  foreign (train and val live side by side);
+* a killed run leaves `.tmp-*` shards and `*.tmp` info files; the next run of
+  the same dataset and split removes them (only those: temporary shards of
+  other datasets or splits are left alone);
+* a run that wrote no record at all fails (NothingWrittenError) with the
+  reject summary, so scripts notice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import time
+import uuid
+from typing import Dict, List, Mapping, Optional
+
+from pipelines.options import JobConfigError
+
+LOCK_NAME = ".pipelines.lock"
+INFO_NAME = "dataset_info.json"
+
+# NAME-SPLIT.tfrecord-00000-of-00008, optionally with the writer's .tmp-RUNID suffix.
+_SHARD = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-\d{5}-of-\d{5}(?P<tmp>\.tmp-.*)?$")
+
+
+class OutputDirBusy(JobConfigError):
+  """Another job holds the output directory's lock."""
+
+
+class NothingWrittenError(RuntimeError):
+  """The job ran but wrote no record (every input was rejected, or none came)."""
+
+
+def _remote(path: str) -> bool:
+  return "://" in str(path)
+
+
+def _gfile():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only for remote paths
+  return tf.io.gfile
+
+
+def _listdir(path: str) -> List[str]:
+  if _remote(path):
+    g = _gfile()
+    return sorted(n.rstrip("/") for n in g.listdir(path)) if g.isdir(path) else []
+  return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def _remove(path: str) -> None:
+  if _remote(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
+def _read_text(path: str) -> Optional[str]:
+  try:
+    if _remote(path):
+      with _gfile().GFile(path) as f:
+        return f.read()
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  except (OSError, ValueError):
+    return None
+  except Exception:  # gfile's NotFoundError and friends  # pylint: disable=broad-except
+    return None
+
+
+# ---------------------------------------------------------------------------
+# A writable directory
+# ---------------------------------------------------------------------------
+
+
+def ensure_writable_dir(output_dir: str) -> None:
+  """Creates --output_dir if needed; JobConfigError naming it when it is a
+  file, cannot be created, or cannot be written."""
+  if _remote(output_dir):
+    g = _gfile()
+    if g.exists(output_dir) and not g.isdir(output_dir):
+      raise JobConfigError(f"--output_dir {output_dir!r} is a file, not a directory")
+    try:
+      g.makedirs(output_dir)
+    except Exception as e:  # pylint: disable=broad-except
+      raise JobConfigError(f"--output_dir {output_dir!r}: cannot create it ({e})") from None
+    return
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise JobConfigError(f"--output_dir {output_dir!r} is a file, not a directory")
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+  except OSError as e:
+    raise JobConfigError(
+        f"--output_dir {output_dir!r}: cannot create it ({e.strerror or e})") from None
+  if not os.access(output_dir, os.W_OK | os.X_OK):
+    raise JobConfigError(f"--output_dir {output_dir!r} is not writable")
+
+
+# ---------------------------------------------------------------------------
+# The lock
+# ---------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # alive, another user's
+    return True
+  except OSError:
+    return False
+  return True
+
+
+class OutputDirLock:
+  """OUT/.pipelines.lock while a job runs; use as a context manager, or
+  acquire() / release()."""
+
+  def __init__(self, output_dir: str, job_name: str):
+    self.output_dir = output_dir
+    self.job_name = job_name
+    self.path = os.path.join(output_dir, LOCK_NAME)
+    self._content = json.dumps({
+        "pid": os.getpid(), "host": socket.gethostname(), "job": job_name,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "token": uuid.uuid4().hex}, sort_keys=True) + "\n"
+    self._held = False
+
+  def __enter__(self) -> "OutputDirLock":
+    self.acquire()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.release()
+
+  def _create(self) -> bool:
+    """Creates the lock file with its content in one step; False if it exists."""
+    if _remote(self.path):
+      g = _gfile()
+      if g.exists(self.path):
+        return False
+      with g.GFile(self.path, "w") as f:
+        f.write(self._content)
+      return True
+    tmp = f"{self.path}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+      with open(tmp, "w", encoding="utf-8") as f:
+        f.write(self._content)
+    except OSError as e:
+      raise JobConfigError(
+          f"--output_dir {self.output_dir!r} is not writable ({e.strerror or e})") from None
+    try:
+      os.link(tmp, self.path)  # atomic: fails if the lock exists, never half-written
+      return True
+    except FileExistsError:
+      return False
+    finally:
+      os.remove(tmp)
+
+  def _holder(self, text: Optional[str]) -> Dict:
+    try:
+      holder = json.loads(text or "")
+      return holder if isinstance(holder, dict) else {}
+    except ValueError:
+      return {}
+
+  def _is_stale(self, holder: Mapping) -> bool:
+    try:
+      pid = int(holder.get("pid"))
+    except (TypeError, ValueError):
+      return False
+    return holder.get("host") == socket.gethostname() and not _pid_alive(pid)
+
+  def _take_stale(self, text: str) -> bool:
+    """Removes the stale lock whose content is `text`; False if another job
+    replaced it meanwhile (then that job's lock is put back)."""
+    if _remote(self.path):
+      _remove(self.path)
+      return True
+    aside = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
+    try:
+      os.rename(self.path, aside)
+    except FileNotFoundError:
+      return True  # another job removed it first; try to create ours
+    moved = _read_text(aside)
+    if moved == text:
+      os.remove(aside)
+      return True
+    try:  # a live job's lock was moved: put it back
+      os.link(aside, self.path)
+    except FileExistsError:
+      pass
+    os.remove(aside)
+    return False
+
+  def acquire(self) -> None:
+    for _ in range(3):
+      if self._create():
+        self._held = True
+        return
+      text = _read_text(self.path)
+      if text is None:
+        continue  # removed meanwhile
+      holder = self._holder(text)
+      if not self._is_stale(holder):
+        raise OutputDirBusy(self._busy_message(holder))
+      logging.warning("%s: removing the stale lock %s of %s (pid %s on %s, started %s), "
+                      "whose process is gone", self.job_name, self.path,
+                      holder.get("job", "?"), holder.get("pid"), holder.get("host"),
+                      holder.get("started", "?"))
+      self._take_stale(text)
+    raise OutputDirBusy(self._busy_message(self._holder(_read_text(self.path))))
+
+  def _busy_message(self, holder: Mapping) -> str:
+    if not holder:
+      return (f"--output_dir {self.output_dir!r} is locked by {self.path} (unreadable); "
+              "remove it if no job is writing there")
+    where = (f"pid {holder.get('pid')} on this host" if holder.get("host") == socket.gethostname()
+             else f"pid {holder.get('pid')} on host {holder.get('host')}")
+    return (f"--output_dir {self.output_dir!r} is in use by {holder.get('job', 'another job')} "
+            f"({where}, since {holder.get('started', '?')}); wait for it to finish, or remove "
+            f"{self.path} if that job is gone")
+
+  def release(self) -> None:
+    if not self._held:
+      return
+    self._held = False
+    if _read_text(self.path) == self._content:
+      try:
+        _remove(self.path)
+      except Exception:  # already gone  # pylint: disable=broad-except
+        pass
+
+
+def lock(output_dir: str, job_name: str) -> OutputDirLock:
+  """Checks --output_dir (ensure_writable_dir) and takes its lock: the
+  output-dir guard of pipelines.runner.run_job."""
+  ensure_writable_dir(output_dir)
+  held = OutputDirLock(output_dir, job_name)
+  held.acquire()
+  return held
+
+
+# ---------------------------------------------------------------------------
+# One dataset per directory, and the job's own leftovers
+# ---------------------------------------------------------------------------
+
+
+def _info_name(output_dir: str) -> Optional[str]:
+  text = _read_text(os.path.join(output_dir, INFO_NAME))
+  try:
+    info = json.loads(text) if text else None
+  except ValueError:
+    return None
+  return info.get("name") if isinstance(info, dict) else None
+
+
+def _info_splits(output_dir: str) -> List[str]:
+  text = _read_text(os.path.join(output_dir, INFO_NAME))
+  try:
+    info = json.loads(text) if text else {}
+  except ValueError:
+    return []
+  splits = info.get("splits", {}) if isinstance(info, dict) else {}
+  return sorted(splits) if isinstance(splits, dict) else []
+
+
+def foreign_files(output_dir: str, name: str) -> Dict[str, List[str]]:
+  """Other dataset name -> its files in output_dir (shards, temporary shards;
+  its dataset_info.json and rejected files when the info is of that name)."""
+  found: Dict[str, List[str]] = {}
+  for entry in _listdir(output_dir):
+    m = _SHARD.match(entry)
+    if m and m.group("name") != name:
+      found.setdefault(m.group("name"), []).append(entry)
+  info_name = _info_name(output_dir)
+  if info_name is not None and info_name != name:
+    names = set(_listdir(output_dir))
+    extra = [INFO_NAME] + [f"rejected-{s}.jsonl" for s in _info_splits(output_dir)
+                           if f"rejected-{s}.jsonl" in names]
+    found.setdefault(info_name, []).extend(extra)
+  return {k: sorted(v) for k, v in sorted(found.items())}
+
+
+def check_foreign(output_dir: str, name: str, overwrite: bool) -> None:
+  """JobConfigError when output_dir holds another dataset; with `overwrite`
+  its files are removed instead (logged)."""
+  found = foreign_files(output_dir, name)
+  if not found:
+    return
+  total = sum(len(v) for v in found.values())
+  names = ", ".join(f"{k!r} ({len(v)} files)" for k, v in found.items())
+  if not overwrite:
+    first = next(iter(found.values()))[0]
+    raise JobConfigError(
+        f"--output_dir {output_dir!r} holds another dataset: {names}, e.g. {first}; writing "
+        f"{name!r} there would mix them. Use another --output_dir, or --overwrite to remove them")
+  for files in found.values():
+    for entry in files:
+      _remove(os.path.join(output_dir, entry))
+  logging.warning("--overwrite: removed %d files of %s from %s", total, names, output_dir)
+  print(f"--overwrite: removed {total} files of {names} from {output_dir}")
+
+
+def own_leftovers(output_dir: str, name: str, split: str) -> List[str]:
+  """Temporary files an interrupted run of this dataset and split left."""
+  out = []
+  for entry in _listdir(output_dir):
+    m = _SHARD.match(entry)
+    if m and m.group("tmp") and m.group("name") == name and m.group("split") == split:
+      out.append(entry)
+    elif entry in (f"rejected-{split}.jsonl.tmp", f"{INFO_NAME}.tmp"):
+      out.append(entry)
+  return out
+
+
+def clean_own_leftovers(output_dir: str, name: str, split: str) -> List[str]:
+  """Removes own_leftovers (logged); returns their names."""
+  left = own_leftovers(output_dir, name, split)
+  for entry in left:
+    _remove(os.path.join(output_dir, entry))
+  if left:
+    logging.warning("removed %d temporary files an interrupted run left in %s: %s",
+                    len(left), output_dir, ", ".join(left))
+  return left
+
+
+def prepare_split(output_dir: str, name: str, split: str, overwrite: bool) -> None:
+  """Before a split is written (the sharded writer, while the pipeline is
+  built): refuse or clear a foreign dataset, remove this split's leftovers."""
+  check_foreign(output_dir, name, overwrite)
+  clean_own_leftovers(output_dir, name, split)
+
+
+# ---------------------------------------------------------------------------
+# After the run
+# ---------------------------------------------------------------------------
+
+
+def reject_summary(counters: Mapping[str, int]) -> str:
+  parts = [f"{k[len('rejected_'):]}={v}" for k, v in sorted(counters.items())
+           if k.startswith("rejected_") and v]
+  return ", ".join(parts)
+
+
+def check_written(output_dir: str, counters: Mapping[str, int], job_name: str) -> None:
+  """NothingWrittenError when the run wrote no record. Uses the runner's
+  counters; a runner that reports none is judged by dataset_info.json."""
+  if counters:
+    written = int(counters.get("records_written", 0))
+    summary = reject_summary(counters)
+  else:
+    text = _read_text(os.path.join(output_dir, INFO_NAME))
+    try:
+      splits = (json.loads(text) or {}).get("splits", {}) if text else {}
+    except ValueError:
+      splits = {}
+    written = sum(int(s.get("num_tracks", 0)) for s in splits.values())
+    by_reason: Dict[str, int] = {}
+    for s in splits.values():
+      for reason, n in s.get("rejected_by_reason", {}).items():
+        by_reason[f"rejected_{reason}"] = by_reason.get(f"rejected_{reason}", 0) + int(n)
+    summary = reject_summary(by_reason)
+  if written > 0:
+    return
+  why = (f"every input was rejected ({summary}); see {output_dir}/rejected-*.jsonl"
+         if summary else "no input gave a record and none was rejected")
+  raise NothingWrittenError(f"nothing written to {output_dir!r}: {why}")
