@@ -20,6 +20,23 @@ from model.rl_agent import build_rl_agent
 from model.tracking_graphs import Re3Graph, RLAgentGraph
 
 
+# The tracker the package ships (train/experiments/re3_pretrained.sh, README
+# model card): a model_dir with config.yaml and a weights-only checkpoint.
+DEFAULT_MODEL_NAME = "default"
+DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "re3_lite0")
+
+
+def resolve_model_path(path: str) -> str:
+  """`path` itself, or the shipped model's folder for the name "default"."""
+  if path != DEFAULT_MODEL_NAME:
+    return path
+  if not os.path.exists(os.path.join(DEFAULT_MODEL_DIR, "config.yaml")):
+    raise ValueError(f"the default model is missing from this installation ({DEFAULT_MODEL_DIR}); "
+                     "reinstall the package or rebuild it with "
+                     "STEPS='data train ship' bash train/experiments/re3_pretrained.sh")
+  return DEFAULT_MODEL_DIR
+
+
 def is_saved_model(path: str) -> bool:
   return tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
 
@@ -46,13 +63,14 @@ def _config_near(path: str) -> Optional[str]:
 
 def load_model(path: str, expect_task: Optional[str] = None):
   """A model from a training model_dir (config.yaml + checkpoints) or a
-  checkpoint prefix beside/below a config.yaml
-  -> (task, net, checkpoint path, config.yaml path).
+  checkpoint prefix beside/below a config.yaml, or "default" (the shipped
+  model) -> (task, net, checkpoint path, config.yaml path).
 
   The checkpoint must hold the network as `model=` (tf.train.Checkpoint(
   model=net, ...)), as the trainer writes it; every network variable must be
   restored, or this fails naming the checkpoint.
   """
+  path = resolve_model_path(path)
   if tf.io.gfile.isdir(path):
     config_path = os.path.join(path, "config.yaml")
     if not tf.io.gfile.exists(config_path):
@@ -87,7 +105,9 @@ def load_model(path: str, expect_task: Optional[str] = None):
 
 def load_graph(path: str):
   """(task, graph) from a SavedModel export (loaded once) or a training model_dir /
-  checkpoint prefix (a fresh Re3Graph or RLAgentGraph around the restored model)."""
+  checkpoint prefix (a fresh Re3Graph or RLAgentGraph around the restored model);
+  "default" is the shipped model."""
+  path = resolve_model_path(path)
   if is_saved_model(path):
     loaded = tf.saved_model.load(path)
     task = loaded.task.numpy().decode() if hasattr(loaded, "task") else "?"

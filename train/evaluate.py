@@ -54,7 +54,7 @@ def define_flags(flag_values=flags.FLAGS):
   """Defined on demand (by run()), not at import: other entry points share
   absl's global flags, and importing several of them must not clash. Tests
   pass their own `flags.FlagValues()`."""
-  flags.DEFINE_string("model", None, "Model to evaluate: training model_dir or SavedModel export.",
+  flags.DEFINE_string("model", None, "Model to evaluate: training model_dir, SavedModel export or 'default' (the shipped tracker).",
                       flag_values=flag_values)
   flags.DEFINE_string("dataset", None, f"KIND:DIR, KIND in {'|'.join(datasets.KINDS)}.",
                       flag_values=flag_values)

@@ -97,8 +97,8 @@ def define_flags(flag_values=flags.FLAGS):
   """Defined on demand (by run()), not at import: other entry points share
   absl's global flags, and importing several of them must not clash. Tests
   pass their own `flags.FlagValues()`."""
-  flags.DEFINE_string("model", None, "Training model_dir or SavedModel export.",
-                      flag_values=flag_values)
+  flags.DEFINE_string("model", "default", "Training model_dir, SavedModel export, or 'default' "
+                      "(the pretrained tracker the package ships).", flag_values=flag_values)
   flags.DEFINE_string("input", None, "Sequence folder, frames folder, video file or image list.",
                       flag_values=flag_values)
   flags.DEFINE_string("box", None, "Initial box x,y,w,h (0-based pixels); default: first "
@@ -120,8 +120,10 @@ def define_flags(flag_values=flags.FLAGS):
 def main(argv, flag_values=None):
   del argv
   FLAGS = flag_values or flags.FLAGS  # pylint: disable=redefined-outer-name,invalid-name
-  if not FLAGS.model or not FLAGS.input:
-    raise app.UsageError("--model and --input are required")
+  if not FLAGS.input:
+    raise app.UsageError("--input is required")
+  if not FLAGS.model:
+    raise app.UsageError("--model must name a model_dir, an export or 'default'")
   source = frames.FrameSource(FLAGS.input, FLAGS.kind)
   if FLAGS.box:
     box = parse_box(FLAGS.box)
