@@ -33,31 +33,38 @@ from absl import app, flags, logging  # noqa: E402
 from pipelines import build_sequences, images  # noqa: E402
 from pipelines.readers import sequences  # noqa: E402
 
-FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "tracking")
 KIND_DIRS = {"otb": "otb", "vot": "vot", "lasot": "train/lasot", "uav123": "train/uav123"}
 
-flags.DEFINE_string("data_dir", DEFAULT_DATA, "The shared tracking data folder.")
-flags.DEFINE_list("kinds", list(KIND_DIRS), "Layouts to build (each its own job).")
-flags.DEFINE_list("workers", ["1", "2"], "DirectRunner worker counts; the first is the baseline.")
-flags.DEFINE_integer("rounds", 1, "Rounds; each round runs every worker count once.")
-flags.DEFINE_integer("num_shards", 4, "Output shards per job.")
-flags.DEFINE_integer("segment_length", 64, "--segment_length of the jobs.")
-flags.DEFINE_integer("lasot_copies", 4,
-                     "Also time one LaSOT job over this many symlinked copies of airplane-1 "
-                     "(start-up amortized over copies x 2,788 frames); 0 skips it.")
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_string("data_dir", DEFAULT_DATA, "The shared tracking data folder.",
+                      flag_values=flag_values)
+  flags.DEFINE_list("kinds", list(KIND_DIRS), "Layouts to build (each its own job).",
+                    flag_values=flag_values)
+  flags.DEFINE_list("workers", ["1", "2"], "DirectRunner worker counts; the first is the baseline.",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("rounds", 1, "Rounds; each round runs every worker count once.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("num_shards", 4, "Output shards per job.", flag_values=flag_values)
+  flags.DEFINE_integer("segment_length", 64, "--segment_length of the jobs.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("lasot_copies", 4,
+                       "Also time one LaSOT job over this many symlinked copies of airplane-1 "
+                       "(start-up amortized over copies x 2,788 frames); 0 skips it.",
+                       flag_values=flag_values)
 
 
-def run_jobs(workers: int, out_root: str, per_kind: dict):
+def run_jobs(opts, workers: int, out_root: str, per_kind: dict):
   """All kinds with `workers` workers -> (frames, seconds); adds to per_kind."""
   frames, seconds = 0, 0.0
-  for kind in FLAGS.kinds:
+  for kind in opts.kinds:
     out = os.path.join(out_root, f"{kind}_{workers}")
     shutil.rmtree(out, ignore_errors=True)
-    argv = [f"--input_dir={os.path.join(FLAGS.data_dir, KIND_DIRS[kind])}",
+    argv = [f"--input_dir={os.path.join(opts.data_dir, KIND_DIRS[kind])}",
             f"--output_dir={out}", f"--sequence_kind={kind}", "--split=test",
-            f"--num_shards={FLAGS.num_shards}", f"--segment_length={FLAGS.segment_length}",
+            f"--num_shards={opts.num_shards}", f"--segment_length={opts.segment_length}",
             "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
     start = time.perf_counter()
     counters = build_sequences.main(argv)
@@ -71,10 +78,10 @@ def run_jobs(workers: int, out_root: str, per_kind: dict):
   return frames, seconds
 
 
-def lasot_copies_dir(root: str, copies: int) -> str:
+def lasot_copies_dir(opts, root: str, copies: int) -> str:
   """A LaSOT-layout folder of `copies` sequences that all point (symlinks) at
   airplane-1's images and ground truth: a bigger job without new data."""
-  src = os.path.join(FLAGS.data_dir, KIND_DIRS["lasot"], "airplane-1")
+  src = os.path.join(opts.data_dir, KIND_DIRS["lasot"], "airplane-1")
   base = os.path.join(root, "lasot_copies", "airplane")
   for k in range(copies):
     seq = os.path.join(base, f"airplane-{k + 1}")
@@ -84,25 +91,25 @@ def lasot_copies_dir(root: str, copies: int) -> str:
   return os.path.join(root, "lasot_copies")
 
 
-def run_copies(workers: int, input_dir: str, out_root: str):
+def run_copies(opts, workers: int, input_dir: str, out_root: str):
   out = os.path.join(out_root, f"copies_{workers}")
   shutil.rmtree(out, ignore_errors=True)
   start = time.perf_counter()
   counters = build_sequences.main([
       f"--input_dir={input_dir}", f"--output_dir={out}", "--sequence_kind=lasot",
-      "--split=test", f"--num_shards={FLAGS.num_shards}",
-      f"--segment_length={FLAGS.segment_length}", "--direct_running_mode=multi_processing",
+      "--split=test", f"--num_shards={opts.num_shards}",
+      f"--segment_length={opts.segment_length}", "--direct_running_mode=multi_processing",
       f"--direct_num_workers={workers}"])
   took = time.perf_counter() - start
   shutil.rmtree(out, ignore_errors=True)
   return int(counters.get("frames", 0)), took
 
 
-def bare_decode():
+def bare_decode(opts):
   """Read + decode every frame once in this process -> (frames, seconds)."""
   paths = []
-  for kind in FLAGS.kinds:
-    for ann in sequences.read_sequences(kind, os.path.join(FLAGS.data_dir, KIND_DIRS[kind])):
+  for kind in opts.kinds:
+    for ann in sequences.read_sequences(kind, os.path.join(opts.data_dir, KIND_DIRS[kind])):
       paths.extend(ann.frame_paths)
   start = time.perf_counter()
   for p in paths:
@@ -110,7 +117,9 @@ def bare_decode():
   return len(paths), time.perf_counter() - start
 
 
-def main(_):
+def main(argv, flag_values=None):
+  del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=invalid-name
   # absl's app.run turns on INFO logging; Beam's per-bundle logs would drown the table.
   logging.set_verbosity(logging.WARNING)
   expected = sum(len(a) for k in FLAGS.kinds for a in sequences.read_sequences(
@@ -123,21 +132,21 @@ def main(_):
     for r in range(FLAGS.rounds):
       order = workers if r % 2 == 0 else list(reversed(workers))
       for w in order:
-        frames, secs = run_jobs(w, out_root, per_kind)
+        frames, secs = run_jobs(FLAGS, w, out_root, per_kind)
         if frames != expected:
           raise SystemExit(f"{w} workers wrote {frames} frames, expected {expected}")
         totals[w][0] += frames
         totals[w][1] += secs
     copies = {}
     if FLAGS.lasot_copies > 0:
-      copies_dir = lasot_copies_dir(out_root, FLAGS.lasot_copies)
+      copies_dir = lasot_copies_dir(FLAGS, out_root, FLAGS.lasot_copies)
       for r in range(FLAGS.rounds):
         for w in (workers if r % 2 == 0 else list(reversed(workers))):
-          f, sec = run_copies(w, copies_dir, out_root)
+          f, sec = run_copies(FLAGS, w, copies_dir, out_root)
           c = copies.setdefault(w, [0, 0.0])
           c[0] += f
           c[1] += sec
-    bare_frames, bare_secs = bare_decode()
+    bare_frames, bare_secs = bare_decode(FLAGS)
   finally:
     shutil.rmtree(out_root, ignore_errors=True)
   print()
@@ -174,4 +183,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -32,11 +32,16 @@ import tensorflow as tf  # noqa: E402
 from configs.model import load_model_config  # noqa: E402
 from model.re3 import build_re3  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("configs", ["configs/re3_paper.yaml", "configs/re3_small.yaml"], "Model YAMLs.")
-flags.DEFINE_list("batches", ["1", "4", "16"], "Batch sizes (objects per step).")
-flags.DEFINE_integer("iters", 20, "Timed calls per measurement (median reported).")
-flags.DEFINE_integer("warmup", 3, "Untimed calls before timing.")
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_list("configs", ["configs/re3_paper.yaml", "configs/re3_small.yaml"],
+                    "Model YAMLs.", flag_values=flag_values)
+  flags.DEFINE_list("batches", ["1", "4", "16"], "Batch sizes (objects per step).",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("iters", 20, "Timed calls per measurement (median reported).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("warmup", 3, "Untimed calls before timing.", flag_values=flag_values)
 
 
 def bare_step_fn(net):
@@ -100,8 +105,9 @@ def median_ms(fns_args, iters, warmup):
   return [statistics.median(t) for t in times]
 
 
-def main(argv):
+def main(argv, flag_values=None):
   del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=invalid-name
   print(f"TensorFlow {tf.__version__}, CPU threads: intra {tf.config.threading.get_intra_op_parallelism_threads()}"
         f" (0 = all {os.cpu_count()} cores)")
   header = (f"{'config':<12} {'batch':>5} {'model ms/call':>14} {'model ms/frame':>15} "
@@ -134,4 +140,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

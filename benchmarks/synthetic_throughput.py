@@ -30,19 +30,23 @@ from absl import app, flags  # noqa: E402
 from pipelines import build_synthetic, images  # noqa: E402
 from pipelines.synthetic import procedural, rng, simulator  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_integer("num_tracks", 48, "Tracks per job.")
-flags.DEFINE_integer("track_length", 32, "Frames per track.")
-flags.DEFINE_integer("canvas_size", 400, "Frame size.")
-flags.DEFINE_list("workers", ["1", "2"], "DirectRunner worker counts; the first is the baseline.")
-flags.DEFINE_integer("rounds", 1, "Rounds; each round runs every worker count once.")
-flags.DEFINE_integer("bare_tracks", 8, "Tracks for the in-process (no Beam) reference.")
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_integer("num_tracks", 48, "Tracks per job.", flag_values=flag_values)
+  flags.DEFINE_integer("track_length", 32, "Frames per track.", flag_values=flag_values)
+  flags.DEFINE_integer("canvas_size", 400, "Frame size.", flag_values=flag_values)
+  flags.DEFINE_list("workers", ["1", "2"], "DirectRunner worker counts; the first is the baseline.",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("rounds", 1, "Rounds; each round runs every worker count once.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("bare_tracks", 8, "Tracks for the in-process (no Beam) reference.",
+                       flag_values=flag_values)
 
 
-def run_job(workers: int, out: str):
+def run_job(opts, workers: int, out: str):
   shutil.rmtree(out, ignore_errors=True)
-  argv = [f"--output_dir={out}", f"--num_tracks={FLAGS.num_tracks}",
-          f"--track_length={FLAGS.track_length}", f"--canvas_size={FLAGS.canvas_size}",
+  argv = [f"--output_dir={out}", f"--num_tracks={opts.num_tracks}",
+          f"--track_length={opts.track_length}", f"--canvas_size={opts.canvas_size}",
           "--num_shards=4", "--seed=0", "--direct_running_mode=multi_processing",
           f"--direct_num_workers={workers}"]
   start = time.perf_counter()
@@ -50,11 +54,11 @@ def run_job(workers: int, out: str):
   return int(counters.get("frames_generated", 0)), time.perf_counter() - start
 
 
-def bare_rate() -> float:
-  cfg = simulator.SimulatorConfig(canvas_size=FLAGS.canvas_size, track_length=FLAGS.track_length)
+def bare_rate(opts) -> float:
+  cfg = simulator.SimulatorConfig(canvas_size=opts.canvas_size, track_length=opts.track_length)
   frames = 0
   start = time.perf_counter()
-  for i in range(FLAGS.bare_tracks):
+  for i in range(opts.bare_tracks):
     gen = rng.track_rng("bench", i)
     image, objects = procedural.make_image(gen)
     sim = simulator.simulate_track(image, objects[0][0], gen, cfg)
@@ -64,7 +68,9 @@ def bare_rate() -> float:
   return frames / (time.perf_counter() - start)
 
 
-def main(_):
+def main(argv, flag_values=None):
+  del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=invalid-name
   # absl.app turns Python logging up to INFO; the Beam workers' chatter
   # would bury the figures.
   logging.getLogger().setLevel(logging.WARNING)
@@ -75,10 +81,10 @@ def main(_):
     for r in range(FLAGS.rounds):
       order = workers if r % 2 == 0 else list(reversed(workers))
       for w in order:
-        frames, seconds = run_job(w, os.path.join(root, f"w{w}"))
+        frames, seconds = run_job(FLAGS, w, os.path.join(root, f"w{w}"))
         totals[w][0] += frames
         totals[w][1] += seconds
-    bare = bare_rate()
+    bare = bare_rate(FLAGS)
   finally:
     shutil.rmtree(root, ignore_errors=True)
   print(f"\nsynthetic throughput: {FLAGS.num_tracks} tracks x {FLAGS.track_length} frames, "
@@ -96,4 +102,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

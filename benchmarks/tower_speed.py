@@ -7,18 +7,18 @@ blocks run, taps, fc6 / LSTM widths). Alternatives are timed interleaved
 so a load change on the shared cores hits them all alike; the ratio to the
 first entry (the CaffeNet re3_small baseline) is printed beside each.
 
-  python benchmarks/tower_speed.py                 # the default candidates
-  python benchmarks/tower_speed.py --rounds 5 --iters 50 --batches 1
+  python -m benchmarks.tower_speed                 # the default candidates
+  python -m benchmarks.tower_speed --rounds=5 --iters=50 --batches=1
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -48,19 +48,24 @@ def candidates():
   return out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--iters", type=int, default=30)
-  parser.add_argument("--batches", default="1,16")
-  args = parser.parse_args()
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_integer("rounds", 3, "Rounds (best of them reported).", flag_values=flag_values)
+  flags.DEFINE_integer("iters", 30, "Timed calls per round.", flag_values=flag_values)
+  flags.DEFINE_list("batches", ["1", "16"], "Batch sizes (objects per step).",
+                    flag_values=flag_values)
+
+
+def main(argv, flag_values=None):
+  del argv
+  args = flag_values or flags.FLAGS
   rng = np.random.default_rng(0)
   entries = []
   for label, cfg in candidates():
     net = build_re3(cfg)
     step = tf.function(net.step)
     entries.append((label, cfg, net, step))
-  for batch in (int(b) for b in args.batches.split(",")):
+  for batch in (int(b) for b in args.batches):
     runs = []
     for label, cfg, net, step in entries:
       s = cfg.crop_size
@@ -84,4 +89,5 @@ def main():
 
 
 if __name__ == "__main__":
-  main()
+  define_flags()
+  app.run(main)

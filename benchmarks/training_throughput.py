@@ -36,13 +36,20 @@ import tensorflow as tf  # noqa: E402
 from configs import experiment  # noqa: E402
 from train import re3_task, toy_data, trainer as trainer_lib  # noqa: E402
 
-FLAGS = flags.FLAGS
-flags.DEFINE_list("configs", ["configs/re3_small.yaml", "configs/re3_paper.yaml"], "Re3 YAMLs.")
-flags.DEFINE_list("batches", ["8", "2"], "Global batch per config (small for re3_paper on CPU).")
-flags.DEFINE_integer("unroll", 2, "Unrolls of the timed stage (the paper's first stage: 2).")
-flags.DEFINE_float("self_train_prob", 0.0, "Self-training probability of the timed stage.")
-flags.DEFINE_integer("steps", 6, "Timed steps per input kind (median reported).")
-flags.DEFINE_integer("warmup", 2, "Untimed steps per input kind.")
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_list("configs", ["configs/re3_small.yaml", "configs/re3_paper.yaml"], "Re3 YAMLs.",
+                    flag_values=flag_values)
+  flags.DEFINE_list("batches", ["8", "2"], "Global batch per config (small for re3_paper on CPU).",
+                    flag_values=flag_values)
+  flags.DEFINE_integer("unroll", 2, "Unrolls of the timed stage (the paper's first stage: 2).",
+                       flag_values=flag_values)
+  flags.DEFINE_float("self_train_prob", 0.0, "Self-training probability of the timed stage.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("steps", 6, "Timed steps per input kind (median reported).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("warmup", 2, "Untimed steps per input kind.", flag_values=flag_values)
 
 
 def _median_step(fn, iterator, carry, n):
@@ -55,26 +62,26 @@ def _median_step(fn, iterator, carry, n):
   return times, carry
 
 
-def measure(config: str, batch: int, records: str, work: str):
+def measure(opts, config: str, batch: int, records: str, work: str):
   sets = [f"data.train_dir={records}", "data.canvas_size=[240, 320]",
-          f"trainer.stages=[{{unroll: {FLAGS.unroll}, batch_size: {batch}, "
-          f"self_train_prob: {FLAGS.self_train_prob}}}]", "runtime.distribution=one_device"]
+          f"trainer.stages=[{{unroll: {opts.unroll}, batch_size: {batch}, "
+          f"self_train_prob: {opts.self_train_prob}}}]", "runtime.distribution=one_device"]
   cfg = experiment.load_experiment(config, sets)
   task = re3_task.Re3Task(cfg)
   tr = trainer_lib.Trainer(cfg, work, task)
-  phase = task.phase(0)
+  stage = task.stage(0)
   strategy = tr.strategy
-  fn = tr._make_train_fn(phase)  # pylint: disable=protected-access
-  real = iter(strategy.distribute_datasets_from_function(lambda ctx: task.dataset(phase, ctx, 0)))
-  one = next(iter(task.dataset(phase, None, 1)))
+  fn = tr._make_train_fn(stage)  # pylint: disable=protected-access
+  real = iter(strategy.distribute_datasets_from_function(lambda ctx: task.dataset(stage, ctx, 0)))
+  one = next(iter(task.dataset(stage, None, 1)))
   mem = iter(strategy.distribute_datasets_from_function(
       lambda ctx: tf.data.Dataset.from_tensors(one).repeat().prefetch(2)))
   carry = None
-  _, carry = _median_step(fn, mem, carry, FLAGS.warmup)
-  _, carry = _median_step(fn, real, carry, FLAGS.warmup)
+  _, carry = _median_step(fn, mem, carry, opts.warmup)
+  _, carry = _median_step(fn, real, carry, opts.warmup)
   t_mem, t_real = [], []
-  rounds = max(1, FLAGS.steps // 2)
-  per_round = max(1, FLAGS.steps // rounds)
+  rounds = max(1, opts.steps // 2)
+  per_round = max(1, opts.steps // rounds)
   for _ in range(rounds):
     t, carry = _median_step(fn, mem, carry, per_round)
     t_mem += t
@@ -82,24 +89,25 @@ def measure(config: str, batch: int, records: str, work: str):
     t_real += t
   m_mem, m_real = statistics.median(t_mem), statistics.median(t_real)
   # the input pipeline alone: how fast it could feed an accelerator
-  local = iter(task.dataset(phase, None, 2))
+  local = iter(task.dataset(stage, None, 2))
   for _ in range(2):
     next(local)
-  n_in = 4 * FLAGS.steps
+  n_in = 4 * opts.steps
   t = time.perf_counter()
   for _ in range(n_in):
     next(local)
   input_alone = (time.perf_counter() - t) / n_in
   params = sum(int(tf.size(v)) for v in tr.model.trainable_variables)
   return {"config": os.path.basename(config), "params": params, "batch": batch,
-          "unroll": FLAGS.unroll, "step_records_s": m_real, "step_memory_s": m_mem,
-          "examples_per_s": batch / m_real, "pairs_per_s": batch * FLAGS.unroll / m_real,
+          "unroll": opts.unroll, "step_records_s": m_real, "step_memory_s": m_mem,
+          "examples_per_s": batch / m_real, "pairs_per_s": batch * opts.unroll / m_real,
           "examples_per_s_memory": batch / m_mem, "input_ratio": m_real / m_mem,
           "input_alone_examples_per_s": batch / input_alone}
 
 
-def main(argv):
+def main(argv, flag_values=None):
   del argv
+  FLAGS = flag_values or flags.FLAGS  # pylint: disable=invalid-name
   if len(FLAGS.batches) != len(FLAGS.configs):
     raise app.UsageError("--batches needs one value per --configs entry")
   print(f"TensorFlow {tf.__version__}, devices: "
@@ -110,7 +118,7 @@ def main(argv):
                                num_shards=4)
     rows = []
     for i, (config, batch) in enumerate(zip(FLAGS.configs, FLAGS.batches)):
-      row = measure(config, int(batch), records, os.path.join(tmp, f"run{i}"))
+      row = measure(FLAGS, config, int(batch), records, os.path.join(tmp, f"run{i}"))
       rows.append(row)
       print(f"{row['config']}: {row['params']:,} params, batch {row['batch']} x {row['unroll']} "
             f"unrolls (self-training p={FLAGS.self_train_prob}): "
@@ -125,4 +133,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
