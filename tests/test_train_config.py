@@ -13,7 +13,7 @@ from configs.base import ConfigError
 from configs.model import RESET_EVERY
 from model import summary, tracker
 from tests.train_helpers import REPO, SMOKE, run_train
-from train import train as train_entry
+from train import quickstart, train as train_entry
 
 
 def _write(tmp_path, data, name="exp.yaml"):
@@ -106,6 +106,20 @@ def test_train_and_summary_commands_parse_the_same_set_syntax(tmp_path):
   assert cfg.model == experiment.load_experiment(_write(tmp_path, raw)).model
   assert lines[-1] == summary.summarize(_write(tmp_path, raw, "direct.yaml"))[-1]
   assert lines[-1] != summary.summarize(SMOKE)[-1]
+
+
+def test_quickstart_takes_the_config_and_set_flags_of_train(tmp_path):
+  """train.quickstart names its training config and overrides as train.train does."""
+  sets = ["trainer.stages[0].steps=3", "data.shuffle_buffer=4"]
+  train_flags, quick_flags = flags.FlagValues(), flags.FlagValues()
+  train_entry.define_flags(train_flags)
+  quickstart.define_flags(quick_flags)
+  set_args = [a for s in sets for a in ("--set", s)]
+  train_flags(["train", "--config", SMOKE, "--model_dir", str(tmp_path)] + set_args)
+  quick_flags(["quickstart", "--config", SMOKE, "--output_dir", str(tmp_path)] + set_args)
+  assert quick_flags.config == train_flags.config == SMOKE
+  assert quick_flags.set == train_flags.set == sets
+  assert "train_config" not in quick_flags and "train_set" not in quick_flags
 
 
 def test_saved_config_round_trips(tmp_path):

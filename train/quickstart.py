@@ -62,11 +62,10 @@ def define_flags(flag_values=flags.FLAGS):
   f = flag_values
   flags.DEFINE_string("output_dir", None, "Everything goes here (records, model, export, "
                       "evaluation, GIF).", flag_values=f)
-  # Not --config/--set: train.train defines those on absl's global flags at import.
-  flags.DEFINE_string("train_config", DEFAULT_CONFIG, "Re3 experiment YAML to train.",
-                      flag_values=f)
-  flags.DEFINE_multi_string("train_set", [], "Dotted override of the training config, e.g. "
-                            "--train_set trainer.stages.0.steps=100.", flag_values=f)
+  flags.DEFINE_string("config", DEFAULT_CONFIG, "Re3 experiment YAML to train (as train.train's "
+                      "--config).", flag_values=f)
+  flags.DEFINE_multi_string("set", [], "Dotted override of the training config, as train.train's "
+                            "--set, e.g. --set trainer.stages[0].steps=100.", flag_values=f)
   flags.DEFINE_integer("num_tracks", 200, "Synthetic training tracks.", flag_values=f)
   flags.DEFINE_integer("track_length", 32, "Frames per synthetic track.", flag_values=f)
   flags.DEFINE_integer("canvas_size", 256, "Side of the synthetic frames in pixels.",
@@ -397,7 +396,7 @@ def main(argv, flag_values=None):
   f = flag_values or flags.FLAGS
   if not f.output_dir:
     raise app.UsageError("--output_dir is required")
-  run(f.output_dir, f.train_config, f.train_set, f.num_tracks, f.track_length, f.canvas_size,
+  run(f.output_dir, f.config, f.set, f.num_tracks, f.track_length, f.canvas_size,
       f.train_steps, f.otb_dir, f.sequence, f.generated_length, f.max_frames, f.compare,
       f.seed, f.fresh, f.progress)
   return 0
