@@ -44,7 +44,7 @@ class _Untracked:
     self.obj = obj
 
 
-def _windows(boxes_xywh):
+def crop_windows_tf(boxes_xywh):
   """Crop windows of xywh boxes, cut around their crop boxes: the network may
   predict a degenerate or flipped box; the reported box is left as is."""
   boxes_xyxy = geometry.xywh_to_xyxy_tf(boxes_xywh)
@@ -121,12 +121,12 @@ class Re3Graph(tf.Module):
     return labels, geometry.xyxy_to_xywh_tf(boxes_xyxy), _stack_state(new_state)
 
   def _init_batch(self, image, boxes):
-    crops = self._cut(image, _windows(boxes))
+    crops = self._cut(image, crop_windows_tf(boxes))
     _, st = self.net.step(crops, crops, self.net.zero_state(tf.shape(boxes)[0]))
     return {"state": _stack_state(st)}
 
   def _crop_batch(self, image, boxes):
-    return {"crops": self._cut(image, _windows(boxes))}
+    return {"crops": self._cut(image, crop_windows_tf(boxes))}
 
   def _reset_rows(self, crops, state, initial_state, reset):
     """The LSTM reset pass for the rows where `reset`: one step on (crop, crop)
@@ -142,22 +142,22 @@ class Re3Graph(tf.Module):
     return tf.cond(tf.reduce_any(reset), do_reset, lambda: state)
 
   def _track_step_batch(self, prev_image, image, boxes, state, initial_state, reset):
-    windows = _windows(boxes)
+    windows = crop_windows_tf(boxes)
     _, out, new_state = self._pair_step(self._cut(prev_image, windows), self._cut(image, windows),
                                         windows, state)
-    new_state = self._reset_rows(lambda: self._cut(image, _windows(out)), new_state,
+    new_state = self._reset_rows(lambda: self._cut(image, crop_windows_tf(out)), new_state,
                                  initial_state, reset)
     return {"boxes": out, "state": new_state}
 
   def _track_step_crops_batch(self, prev_crops, crops, boxes, state):
-    windows = _windows(boxes)
+    windows = crop_windows_tf(boxes)
     labels, out, new_state = self._pair_step(prev_crops, crops, windows, state)
     return {"boxes": out, "labels": labels, "state": new_state}
 
   def _track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
-    windows = _windows(boxes)
+    windows = crop_windows_tf(boxes)
     _, out, new_state = self._pair_step(prev_crops, self._cut(image, windows), windows, state)
-    next_crops = self._cut(image, _windows(out))
+    next_crops = self._cut(image, crop_windows_tf(out))
     new_state = self._reset_rows(lambda: next_crops, new_state, initial_state, reset)
     return {"boxes": out, "state": new_state, "crops": next_crops}
 
