@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from model import geometry as g
+from pipelines.readers import sequences
 from train import evaluate, track
 from train.eval import baselines, datasets, experiment, frames, metrics, protocols
 from tests import tracking_utils as tu
@@ -224,7 +225,7 @@ def test_track_command_line_frames_list_and_render(shared_dir, re3_dir, tmp_path
   _main(track, ["--model", re3_dir, "--input", seq_dir, "--max_frames", "3"])
   printed = capsys.readouterr().out.splitlines()
   assert printed[0] == "68.00,47.00,26.00,39.00" and len(printed) == 3  # 1-based 69,48 -> 0-based
-  assert frames.detect_kind(str(shared_dir / "data" / "tracking" / "vot" / "bag")) == "vot"
+  assert sequences.detect_kind(str(shared_dir / "data" / "tracking" / "vot" / "bag")) == "vot"
   with pytest.raises(ValueError, match="4 values"):
     track.parse_box("1,2,3")
   with pytest.raises(ValueError, match="no image files"):

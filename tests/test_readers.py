@@ -321,3 +321,14 @@ def test_sequence_frames_accept_every_image_extension(tmp_path):
   (tmp_path / "notes.txt").write_bytes(b"x")
   frames = sequences.list_frames(str(tmp_path))
   assert sorted(frames) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("files, kind", [
+    (["groundtruth_rect.txt"], "otb"), (["groundtruth_rect.2.txt", "img"], "otb"),
+    (["groundtruth.txt", "full_occlusion.txt"], "lasot"), (["groundtruth.txt", "out_of_view.txt"], "lasot"),
+    (["groundtruth.txt", "absence.label"], "got10k"), (["groundtruth.txt", "cover.label"], "got10k"),
+    (["groundtruth.txt", "color"], "vot"), (["0001.jpg", "0002.jpg"], None)])
+def test_detect_kind_from_ground_truth_names(tmp_path, files, kind):
+  for name in files:
+    (tmp_path / name).write_text("")
+  assert sequences.detect_kind(str(tmp_path)) == kind

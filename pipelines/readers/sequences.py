@@ -497,6 +497,26 @@ def _check_kind(kind: str) -> str:
   return kind
 
 
+def detect_kind(folder: str) -> Optional[str]:
+  """Benchmark layout of one sequence folder from its ground-truth file names, else None.
+
+  OTB: groundtruth_rect.txt (or groundtruth_rect.N.txt); LaSOT: groundtruth.txt with
+  full_occlusion.txt or out_of_view.txt; GOT-10k: groundtruth.txt with absence.label or
+  cover.label; VOT: groundtruth.txt alone. UAV123 keeps its annotations apart from the
+  frames (anno/), so a folder of frames is never detected as UAV123.
+  """
+  names = set(fs.listdir(folder))
+  if any(_OTB_GT.match(n) for n in names):
+    return "otb"
+  if "groundtruth.txt" in names:
+    if "full_occlusion.txt" in names or "out_of_view.txt" in names:
+      return "lasot"
+    if "absence.label" in names or "cover.label" in names:
+      return "got10k"
+    return "vot"
+  return None
+
+
 def read_sequence(kind: str, path: str) -> SequenceAnnotation:
   """One sequence.
 

@@ -33,20 +33,6 @@ def natural_key(name: str):
   return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", name)]
 
 
-def detect_kind(folder: str) -> Optional[str]:
-  """Benchmark layout of a sequence folder from its ground-truth files, else None."""
-  names = set(os.listdir(folder))
-  if any(re.match(r"^groundtruth_rect(\.\d+)?\.txt$", n) for n in names):
-    return "otb"
-  if "groundtruth.txt" in names:
-    if "full_occlusion.txt" in names or "out_of_view.txt" in names:
-      return "lasot"
-    if "absence.label" in names or "cover.label" in names:
-      return "got10k"
-    return "vot"
-  return None
-
-
 def read_image_list(path: str) -> List[str]:
   """Image paths of an image-list file; each must exist."""
   base = os.path.dirname(os.path.abspath(path))
@@ -78,7 +64,7 @@ class FrameSource:
     if not os.path.exists(path):
       raise ValueError(f"--input {path!r} does not exist")
     if os.path.isdir(path) or kind == "uav123":
-      kind = kind or (detect_kind(path) if os.path.isdir(path) else None)
+      kind = kind or (sequence_readers.detect_kind(path) if os.path.isdir(path) else None)
       if kind:
         self._from_sequence(kind, path)
       else:
