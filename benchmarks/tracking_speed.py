@@ -36,6 +36,7 @@ from configs.model import load_model_config  # noqa: E402
 from model import geometry  # noqa: E402
 from model.re3 import build_re3  # noqa: E402
 from model.tracker import Re3Graph, Re3MultiTracker, Re3Tracker  # noqa: E402
+from pipelines.images import load_image_rgb  # noqa: E402
 
 GOAL = 0.90
 
@@ -57,7 +58,6 @@ def define_flags(flag_values=flags.FLAGS):
 
 def load_frames(folder: str, n: int):
   if os.path.isdir(folder):
-    from pipelines.images import load_image_rgb  # pylint: disable=g-import-not-at-top
     names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".png")))[:n]
     if names:
       frames = [load_image_rgb(os.path.join(folder, f)) for f in names]

@@ -48,6 +48,15 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from configs import experiment  # noqa: E402
+from model import geometry  # noqa: E402
+from pipelines import schema, shards  # noqa: E402
+from train import train as train_lib  # noqa: E402
+from train.eval import baselines  # noqa: E402
+from train.eval.datasets import load_sequences  # noqa: E402
+from train.eval.render import Renderer, draw_box  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "experiments", "re3_quickstart.yaml")
@@ -120,7 +129,6 @@ class Stages:
 
 
 def _records_present(path: str, name: str, split: str) -> bool:
-  from pipelines import shards  # pylint: disable=g-import-not-at-top
   return os.path.isdir(path) and bool(shards.record_files(path, name, split))
 
 
@@ -132,6 +140,7 @@ def build_synthetic(output_dir: str, num_tracks: int, track_length: int, canvas_
   if _records_present(output_dir, name, split):
     print(f"  reusing the records in {output_dir}")
     return output_dir
+  # Beam is imported only when this stage runs.
   from pipelines import build_synthetic as job  # pylint: disable=g-import-not-at-top
   argv = [f"--output_dir={output_dir}", f"--num_tracks={num_tracks}",
           f"--track_length={track_length}", f"--canvas_size={canvas_size}", f"--seed={seed}",
@@ -153,9 +162,8 @@ def write_otb_sequence(records_dir: str, name: str, split: str, out_root: str,
   (out_root/seq_name/img/0001.jpg..., groundtruth_rect.txt with 1-based
   x,y,w,h), so the generated demo goes through the same readers, evaluation
   and tracking CLI as a real OTB sequence. Returns the sequence folder."""
+  # TensorFlow is imported only when a stage needs it (a fast --help).
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from model import geometry  # pylint: disable=g-import-not-at-top
-  from pipelines import schema, shards  # pylint: disable=g-import-not-at-top
   folder = os.path.join(out_root, seq_name)
   gt_path = os.path.join(folder, "groundtruth_rect.txt")
   if os.path.exists(gt_path):
@@ -185,8 +193,6 @@ def write_otb_sequence(records_dir: str, name: str, split: str, out_root: str,
 
 def train(config: str, model_dir: str, train_dir: str, overrides: Sequence[str],
           train_steps: int, progress: bool) -> Dict[str, float]:
-  from configs import experiment  # pylint: disable=g-import-not-at-top
-  from train import train as train_lib  # pylint: disable=g-import-not-at-top
   sets = [f"data.train_dir={train_dir}"] + list(overrides)
   if train_steps:
     sets.append(f"trainer.train_steps={train_steps}")
@@ -201,6 +207,7 @@ def train(config: str, model_dir: str, train_dir: str, overrides: Sequence[str],
 
 
 def export(model_dir: str, export_dir: str) -> Dict[str, str]:
+  # model.export imports TensorFlow: only when this stage runs.
   from model import export as export_lib  # pylint: disable=g-import-not-at-top
   if os.path.isdir(export_dir):
     shutil.rmtree(export_dir)  # our own earlier export: always re-export the latest checkpoint
@@ -214,7 +221,6 @@ def export(model_dir: str, export_dir: str) -> Dict[str, str]:
 
 def available_trackers(names: Sequence[str]) -> List[str]:
   """The comparison trackers that can run here (OpenCV ones need cv2)."""
-  from train.eval import baselines  # pylint: disable=g-import-not-at-top
   out = []
   for n in names:
     try:
@@ -229,12 +235,13 @@ def track(export_dir: str, seq_root: str, seq_name: str, eval_dir: str, compare:
           max_frames: int, progress: bool) -> Dict[str, object]:
   """train.evaluate's one-pass run of Re3 (the export) and the comparison
   trackers on the one sequence; returns its performance dict."""
-  from train.eval import experiment  # pylint: disable=g-import-not-at-top
+  # train.eval.experiment imports TensorFlow (model.tracker): only when this stage runs.
+  from train.eval import experiment as eval_experiment  # pylint: disable=g-import-not-at-top
   trackers = ["re3"] + available_trackers(compare)
   print(f"  python -m train.evaluate --model {export_dir} --dataset otb:{seq_root} "
         f"--sequences {seq_name} --protocol ope --trackers {','.join(trackers)} "
         f"--output_dir {eval_dir}" + (f" --max_frames {max_frames}" if max_frames else ""))
-  return experiment.evaluate(export_dir, f"otb:{seq_root}", "ope", eval_dir, trackers,
+  return eval_experiment.evaluate(export_dir, f"otb:{seq_root}", "ope", eval_dir, trackers,
                              sequences=[seq_name], max_frames=max_frames, progress=progress)
 
 
@@ -250,10 +257,6 @@ def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
   sequences are drawn every k-th frame (at most `max_gif_frames` frames, at
   fps * k so the clip keeps its duration): a GIF of real video costs ~60 kB
   a frame."""
-  from PIL import Image, ImageDraw  # pylint: disable=g-import-not-at-top
-  from model import geometry  # pylint: disable=g-import-not-at-top
-  from train.eval.datasets import load_sequences  # pylint: disable=g-import-not-at-top
-  from train.eval.render import Renderer, draw_box  # pylint: disable=g-import-not-at-top
   seq = load_sequences("otb", seq_root, names=[seq_name], max_frames=max_frames)[0]
   pred = _read_boxes(boxes_path)
   gt = geometry.xyxy_to_xywh(seq.gt_xyxy)

@@ -60,7 +60,7 @@ class OpenCVTracker:
     if kind not in self.FACTORIES:
       raise ValueError(f"unknown OpenCV tracker {kind!r}; expected one of {sorted(self.FACTORIES)}")
     try:
-      import cv2  # pylint: disable=g-import-not-at-top
+      import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
     except ImportError as e:
       raise ImportError(
           "OpenCV comparison trackers need opencv-contrib-python-headless "

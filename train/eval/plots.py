@@ -15,6 +15,7 @@ from train.eval import metrics
 
 
 def _plt():
+  # matplotlib (slow to import) only once a figure is drawn; Agg: no display needed.
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top

@@ -169,15 +169,22 @@ def report(kind: str, root: str, json_path: Optional[str] = None) -> str:
   return text
 
 
-def main(argv):
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_string("root", None, "Directory holding one evaluation directory per run.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("json", None, "Also write the rows as JSON here.", flag_values=flag_values)
+  flags.mark_flag_as_required("root", flag_values=flag_values)
+
+
+def main(argv, flag_values=None):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m train.experiments.report mnist|real --root DIR")
-  print(report(argv[1], flags.FLAGS.root, flags.FLAGS.json))
+  f = flag_values or flags.FLAGS
+  print(report(argv[1], f.root, f.json))
   return 0
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("root", None, "Directory holding one evaluation directory per run.")
-  flags.DEFINE_string("json", None, "Also write the rows as JSON here.")
-  flags.mark_flag_as_required("root")
+  define_flags()
   app.run(main)

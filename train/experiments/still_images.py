@@ -25,10 +25,11 @@ from typing import List, Sequence, Tuple
 from absl import app, flags
 import numpy as np
 
+from pipelines.readers.sequences import KINDS, read_sequences
+
 
 def parse_specs(specs: Sequence[str]) -> List[Tuple[str, str]]:
   """['lasot:DIR', ...] -> [(kind, dir)], with a clear error for a bad entry."""
-  from pipelines.readers.sequences import KINDS  # pylint: disable=g-import-not-at-top
   out = []
   for spec in specs:
     if ":" not in spec:
@@ -44,7 +45,6 @@ def parse_specs(specs: Sequence[str]) -> List[Tuple[str, str]]:
 
 def write_stills(specs: Sequence[Tuple[str, str]], output_dir: str, every: int) -> int:
   """Links the chosen frames and writes boxes.csv; returns the number of photos."""
-  from pipelines.readers.sequences import read_sequences  # pylint: disable=g-import-not-at-top
   if every < 1:
     raise ValueError(f"--every must be >= 1, got {every}")
   os.makedirs(output_dir, exist_ok=True)
@@ -68,10 +68,20 @@ def write_stills(specs: Sequence[Tuple[str, str]], output_dir: str, every: int) 
   return len(lines) - 1
 
 
-def main(argv):
+def define_flags(flag_values=flags.FLAGS):
+  """Defined on demand (by __main__), not at import, like the other commands."""
+  flags.DEFINE_list("sequences", [], "KIND:DIR entries (KIND as pipelines.readers.sequences).",
+                    flag_values=flag_values)
+  flags.DEFINE_string("output_dir", None, "Folder for the links and boxes.csv.",
+                      flag_values=flag_values)
+  flags.DEFINE_integer("every", 10, "Take every n-th frame with a visible target.",
+                       flag_values=flag_values)
+
+
+def main(argv, flag_values=None):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  f = flags.FLAGS
+  f = flag_values or flags.FLAGS
   if not f.output_dir or not f.sequences:
     raise app.UsageError("--sequences and --output_dir are required")
   n = write_stills(parse_specs(f.sequences), f.output_dir, f.every)
@@ -79,7 +89,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.DEFINE_list("sequences", [], "KIND:DIR entries (KIND as pipelines.readers.sequences).")
-  flags.DEFINE_string("output_dir", None, "Folder for the links and boxes.csv.")
-  flags.DEFINE_integer("every", 10, "Take every n-th frame with a visible target.")
+  define_flags()
   app.run(main)
