@@ -1,5 +1,8 @@
 """The full experiment configuration: task, model, data, trainer, runtime.
 
+About 400 lines: one dataclass per YAML section and their cross-checks, kept together so the
+whole schema of an experiment file reads top to bottom in one place.
+
 Every YAML in configs/ has these five top-level sections. `load_experiment`
 is the strict loader the training entry point uses: an unknown key or a bad
 value anywhere raises `ConfigError` naming the dotted key before any data is
@@ -72,6 +75,18 @@ class DataConfig:
   val_max_frames: int = 200
   # Sampling and augmentation.
   windows_per_track: int = 4   # clips of unroll + 1 frames drawn per track read
+  # A clip never spans a gap in `frame/index` (frames rejected by a pipeline):
+  # 0 = a step larger than the track's own (its smallest positive step: 1 for
+  # VID, 5 for ALOV's every-5th-frame labels) breaks it; N > 0 = steps of up to
+  # N source frames are allowed. A step that does not go forward always breaks.
+  max_frame_gap: int = 0
+  # Before training, every shard of every source is read once (only the boxes
+  # and frame indices are parsed): a shard that is not a readable TFRecord and a
+  # source without a clip long enough for some stage are named before any step.
+  check_records: bool = True
+  # What such a shard or source does: False = training does not start (exit 2);
+  # True = it is left out with a warning, as long as every stage keeps a source.
+  skip_unusable: bool = False
   mirror_prob: float = 0.5
   jitter: JitterConfig = dataclasses.field(default_factory=JitterConfig)
   # Frames are padded (bottom/right, zeros) to this canvas so full frames of
@@ -101,6 +116,7 @@ class DataConfig:
     require(0 <= self.crop_pair_weight <= 1,
             f"data.crop_pair_weight must be in [0, 1], got {self.crop_pair_weight}")
     require(0 <= self.mirror_prob <= 1, f"data.mirror_prob must be in [0, 1], got {self.mirror_prob}")
+    require(self.max_frame_gap >= 0, f"data.max_frame_gap must be >= 0, got {self.max_frame_gap}")
     require(self.windows_per_track >= 1,
             f"data.windows_per_track must be >= 1, got {self.windows_per_track}")
     require(len(self.canvas_size) == 2 and all(s >= 8 for s in self.canvas_size),

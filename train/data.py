@@ -1,6 +1,9 @@
 """tf.data input for training: track records -> clips (runs of consecutive frames) ->
 decoded, mirrored, jittered, cropped batches, all inside the input graph.
 
+Over 400 lines: the one input pipeline of both tasks; the record checks, clip sampling and the
+Re3 and RL example builders share its reading, decoding and sampling helpers.
+
 Two Re3 example layouts, picked per curriculum stage:
 
 * "crops" (stages without self-training): the crop pairs are cut here with
@@ -33,7 +36,9 @@ window (`rl_dataset`).
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+import dataclasses
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -44,6 +49,8 @@ from pipelines import schema, shards
 
 CROP = geometry.CROP_SIZE
 AUTOTUNE = tf.data.AUTOTUNE
+
+log = logging.getLogger("train")
 
 
 class DataError(ValueError):
@@ -62,6 +69,141 @@ def find_record_files(path: str, split: str, what: str = "data.train_dir") -> Li
   if not files:
     raise DataError(f"{what}: no '*-{split}.tfrecord-*' record files in {path!r}")
   return files
+
+
+# ---------------------------------------------------------------------------
+# The check before training: every shard readable, every source able to serve
+# ---------------------------------------------------------------------------
+
+
+def _first_line(error: Exception) -> str:
+  text = getattr(error, "message", None) or str(error)
+  return next((l.strip() for l in text.splitlines() if l.strip()), type(error).__name__)
+
+
+@dataclasses.dataclass
+class SourceScan:
+  """What one data.train_dir entry (or crop-pair directory) can serve."""
+  what: str                                  # the config key, e.g. data.train_dir
+  path: str
+  index: int = 0                             # position in the key's comma list
+  files: List[str] = dataclasses.field(default_factory=list)   # readable shards
+  bad_files: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+  records: int = 0
+  longest_clip: int = 0                      # frames
+  longest_leading_clip: int = 0              # frames from a track's first frame
+
+
+def _scan_shard(path: str, scan: SourceScan, max_gap: int, tracks: bool) -> None:
+  """Reads one shard to its end; raises DataError naming it when it is not a
+  readable TFRecord of the expected records."""
+  ds = tf.data.TFRecordDataset(path)
+  if tracks:
+    def links(record):
+      t = schema.parse_track_tf(record)
+      return clip_links_tf(t["boxes_xyxy"], t["frame_index"], max_gap)
+    ds = ds.map(links)
+  records, longest, leading = 0, 0, 0
+  try:
+    for item in ds:
+      records += 1
+      if tracks:
+        run, lead = usable_runs(item[0].numpy(), item[1].numpy())
+        longest, leading = max(longest, run), max(leading, lead)
+  except tf.errors.DataLossError as e:
+    raise DataError(f"{path}: not a readable TFRecord file (truncated or another format; "
+                    f"record {records}: {_first_line(e)})") from None
+  except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
+    raise DataError(f"{path}: record {records} is not a "
+                    f"{'track' if tracks else 'crop-pair'} record ({_first_line(e)})") from None
+  scan.records += records
+  scan.longest_clip = max(scan.longest_clip, longest)
+  scan.longest_leading_clip = max(scan.longest_leading_clip, leading)
+
+
+def scan_source(path: str, split: str, what: str = "data.train_dir", index: int = 0,
+                max_gap: int = 0, tracks: bool = True, skip_bad: bool = False) -> SourceScan:
+  """Reads every shard of a source once (boxes and frame indices of track
+  records; crop-pair records are only counted). A bad shard raises DataError
+  naming it, or with skip_bad is listed in bad_files and left out."""
+  scan = SourceScan(what=what, path=path, index=index)
+  for f in find_record_files(path, split, what=what):
+    try:
+      _scan_shard(f, scan, max_gap, tracks)
+    except DataError as e:
+      if not skip_bad:
+        raise
+      scan.bad_files.append((f, str(e)))
+      log.warning("%s: shard left out (data.skip_unusable): %s", what, e)
+      continue
+    scan.files.append(f)
+  return scan
+
+
+@dataclasses.dataclass
+class CheckedSources:
+  """The result of check_sources: the shards each stage reads."""
+  tracks: Dict[int, List[Tuple[int, List[str]]]]   # clip length -> [(train_dir index, files)]
+  pairs: List[List[str]]                            # crop-pair shards per crop_pair_dir entry
+
+  def track_sources(self, length: int) -> List[Tuple[int, List[str]]]:
+    return self.tracks[length]
+
+
+def check_sources(cfg: DataConfig, clip_lengths: Sequence[int], leading: bool = False,
+                  pair_lengths: Sequence[int] = ()) -> CheckedSources:
+  """Checks before training that every source can serve every stage.
+
+  clip_lengths: the frames of a clip of each stage (Re3: unroll + 1; the RL
+  agent: the frames it walks from a video's first frame, with leading=True);
+  pair_lengths: those of the stages that also read crop pairs. A shard that is
+  not a readable TFRecord, or a data.train_dir entry whose longest clip is too
+  short for a stage (a 2-frame track for unroll 2, boxes all NaN, gaps in
+  frame/index), raises DataError naming it: training would otherwise wait
+  forever for a first batch. With data.skip_unusable they are left out with a
+  warning, while each stage keeps at least one source.
+  """
+  dirs = cfg.dirs()
+  weights = list(cfg.train_weights) or [1.0] * len(dirs)
+  skip = cfg.skip_unusable
+  scans = [scan_source(d, cfg.train_split, "data.train_dir", i, cfg.max_frame_gap, True, skip)
+           for i, (d, w) in enumerate(zip(dirs, weights)) if w > 0]
+  pairs = []
+  if pair_lengths and cfg.crop_pair_weight > 0:
+    for j, d in enumerate(cfg.pair_dirs()):
+      scan = scan_source(d, cfg.crop_pair_split, "data.crop_pair_dir", j, tracks=False,
+                         skip_bad=skip)
+      if not scan.records:
+        message = f"data.crop_pair_dir {d!r}: no readable crop-pair record"
+        if not skip:
+          raise DataError(message)
+        log.warning("%s; left out (data.skip_unusable)", message)
+        continue
+      pairs.append(scan.files)
+  out: Dict[int, List[Tuple[int, List[str]]]] = {}
+  for length in sorted(set(clip_lengths)):
+    usable = []
+    for scan in scans:
+      longest = scan.longest_leading_clip if leading else scan.longest_clip
+      if scan.files and longest >= length:
+        usable.append((scan.index, scan.files))
+        continue
+      why = (f"{scan.what} {scan.path!r}: no clip of {length} consecutive frames with valid "
+             f"boxes{' from a track start' if leading else ''} in its {scan.records} records "
+             f"(longest: {longest} frames; gaps in frame/index break clips, "
+             f"data.max_frame_gap={cfg.max_frame_gap})")
+      if not skip:
+        raise DataError(f"{why}: remove it from data.train_dir, or set data.skip_unusable=true "
+                        "to train without it")
+      log.warning("%s: left out of the stages with %d-frame clips (data.skip_unusable)", why,
+                  length)
+    if not usable and not (length in pair_lengths and pairs):
+      raise DataError(f"no source has a clip of {length} consecutive frames with valid boxes: "
+                      + "; ".join(f"{s.path!r} longest "
+                                  f"{s.longest_leading_clip if leading else s.longest_clip}"
+                                  for s in scans))
+    out[length] = usable
+  return CheckedSources(tracks=out, pairs=pairs)
 
 
 # ---------------------------------------------------------------------------
@@ -100,20 +242,64 @@ def _record_stream(files: Sequence[str], input_context: Optional[tf.distribute.I
 # ---------------------------------------------------------------------------
 
 
-def valid_clip_starts_tf(boxes, length: int):
-  """Start indices s such that frames s .. s+length-1 all have valid boxes."""
-  ok = tf.cast(geometry.box_is_valid_xyxy_tf(boxes), tf.int32)
+def clip_links_tf(boxes, frame_index=None, max_gap: int = 0):
+  """The clip rule: which frames and which steps between neighbours a clip may use.
+
+  -> (frame_ok [N] bool: the box is finite with positive size,
+      link_ok [N-1] bool: frames j and j+1 may follow each other in a clip).
+  A step of `frame/index` that does not go forward, or that is larger than
+  `max_gap` source frames (0: larger than the track's smallest positive step),
+  is a gap left by rejected frames and breaks clips (data.max_frame_gap).
+  Without frame indices every step links.
+  """
+  frame_ok = geometry.box_is_valid_xyxy_tf(boxes)
+  n = tf.shape(frame_ok)[0]
+  if frame_index is None:
+    return frame_ok, tf.ones([tf.maximum(n - 1, 0)], tf.bool)
+  index = tf.cast(frame_index, tf.int64)
+  steps = index[1:] - index[:-1]
+  if max_gap > 0:
+    allowed = tf.constant(max_gap, tf.int64)
+  else:
+    allowed = tf.reduce_min(tf.where(steps > 0, steps, tf.int64.max))
+  return frame_ok, tf.logical_and(steps > 0, steps <= allowed)
+
+
+def valid_clip_starts_tf(boxes, length: int, frame_index=None, max_gap: int = 0):
+  """Start indices s such that frames s .. s+length-1 all have valid boxes and
+  no gap between them (clip_links_tf)."""
+  frame_ok, link_ok = clip_links_tf(boxes, frame_index, max_gap)
+  ok = tf.cast(frame_ok, tf.int32)
   n = tf.shape(ok)[0]
   csum = tf.concat([[0], tf.cumsum(ok)], axis=0)
+  lsum = tf.concat([[0], tf.cumsum(tf.cast(link_ok, tf.int32))], axis=0)
   num = tf.maximum(n - length + 1, 0)
   sums = csum[length:length + num] - csum[:num]
-  return tf.cast(tf.where(tf.equal(sums, length))[:, 0], tf.int32)
+  links = lsum[length - 1:length - 1 + num] - lsum[:num]
+  good = tf.logical_and(tf.equal(sums, length), tf.equal(links, length - 1))
+  return tf.cast(tf.where(good)[:, 0], tf.int32)
 
 
-def sample_clips_tf(track: Dict[str, tf.Tensor], length: int, count: int, seed=None):
+def usable_runs(frame_ok: np.ndarray, link_ok: np.ndarray) -> Tuple[int, int]:
+  """(longest clip, clip from the first frame) in frames that clip_links_tf's
+  masks allow."""
+  longest = leading = run = 0
+  for j, ok in enumerate(np.asarray(frame_ok, bool)):
+    if ok and run and link_ok[j - 1]:
+      run += 1
+    else:
+      run = int(ok)
+    if run == j + 1:
+      leading = run
+    longest = max(longest, run)
+  return longest, leading
+
+
+def sample_clips_tf(track: Dict[str, tf.Tensor], length: int, count: int, seed=None,
+                    max_gap: int = 0):
   """Draws `count` clips (with replacement) of `length` frames from a parsed
   track; returns a dict whose leading axis is the clip (0 if none fits)."""
-  starts = valid_clip_starts_tf(track["boxes_xyxy"], length)
+  starts = valid_clip_starts_tf(track["boxes_xyxy"], length, track.get("frame_index"), max_gap)
   n = tf.shape(starts)[0]
   pick = tf.random.uniform([count], 0, tf.maximum(n, 1), dtype=tf.int32, seed=seed)
   pick = pick[:tf.minimum(count, n * count)]  # empty when no clip fits
@@ -247,12 +433,14 @@ def crop_pair_example_tf(serialized, cfg: DataConfig, seed=None,
 def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: float,
                 input_context: Optional[tf.distribute.InputContext] = None,
                 seed: Optional[int] = None, mode: Optional[str] = None,
-                crop_size: int = CROP) -> tf.data.Dataset:
+                crop_size: int = CROP,
+                checked: Optional[CheckedSources] = None) -> tf.data.Dataset:
   """Batched Re3 training examples for one curriculum stage.
 
   batch_size is the batch of this input pipeline (the per-replica batch under
   tf.distribute). mode: "crops" or "frames"; default "frames" exactly when the
-  stage self-trains.
+  stage self-trains. `checked` (check_sources) gives the shards to read; without
+  it every shard of every source is read.
   """
   dirs = cfg.dirs()
   if not dirs:
@@ -264,15 +452,19 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
     raise ValueError(f"mode must be crops or frames, got {mode!r}")
   calls = _calls(cfg.num_parallel_calls)
   weights = list(cfg.train_weights) or [1.0] * len(dirs)
+  if checked is not None:
+    track_files = checked.track_sources(unroll + 1)
+  else:
+    track_files = [(i, find_record_files(d, cfg.train_split))
+                   for i, (d, w) in enumerate(zip(dirs, weights)) if w > 0]
   sources, source_weights = [], []
-  for i, (d, w) in enumerate(zip(dirs, weights)):
-    if w <= 0:
-      continue
-    files = find_record_files(d, cfg.train_split)
+  for i, files in track_files:
+    w = weights[i]
     s = None if seed is None else seed + 1000 * i
     ds = _record_stream(files, input_context, cfg.cycle_length, s)
     ds = ds.map(schema.parse_track_tf, num_parallel_calls=calls)
-    ds = ds.map(lambda t: sample_clips_tf(t, unroll + 1, cfg.windows_per_track),
+    ds = ds.map(lambda t: sample_clips_tf(t, unroll + 1, cfg.windows_per_track,
+                                          max_gap=cfg.max_frame_gap),
                 num_parallel_calls=calls)
     ds = ds.unbatch().shuffle(cfg.shuffle_buffer, seed=s)
     ds = ds.map(lambda clip: re3_example_tf(clip, cfg, mode, self_train_prob, crop_size=crop_size),
@@ -283,8 +475,10 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
     if mode != "crops":
       raise ValueError("crop-pair records need the crops layout")
     pair_sources = []
-    for j, d in enumerate(cfg.pair_dirs()):
-      files = find_record_files(d, cfg.crop_pair_split, what="data.crop_pair_dir")
+    pair_files = (checked.pairs if checked is not None else
+                  [find_record_files(d, cfg.crop_pair_split, what="data.crop_pair_dir")
+                   for d in cfg.pair_dirs()])
+    for j, files in enumerate(pair_files):
       s = None if seed is None else seed + 7919 * (j + 1)
       ds = _record_stream(files, input_context, cfg.cycle_length, s)
       ds = ds.shuffle(cfg.shuffle_buffer, seed=s)
@@ -292,10 +486,15 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
                   num_parallel_calls=calls,
                   deterministic=False)
       pair_sources.append(ds)
-    total = sum(source_weights)
-    source_weights = [w * (1 - cfg.crop_pair_weight) / total for w in source_weights]
-    source_weights += [cfg.crop_pair_weight / len(pair_sources)] * len(pair_sources)
-    sources += pair_sources
+    if pair_sources:
+      total = sum(source_weights)
+      if total > 0:
+        source_weights = [w * (1 - cfg.crop_pair_weight) / total for w in source_weights]
+      source_weights += [cfg.crop_pair_weight / len(pair_sources)] * len(pair_sources)
+      sources += pair_sources
+  if not sources:
+    raise DataError(f"no source for clips of {unroll + 1} frames in data.train_dir "
+                    f"{cfg.train_dir!r}")
   if len(sources) == 1:
     ds = sources[0]
   else:
@@ -331,13 +530,15 @@ def rl_video_tf(track: Dict[str, tf.Tensor], cfg: DataConfig, length: int,
 
 def rl_dataset(cfg: DataConfig, window: int, windows_per_video: int, batch_size: int,
                frame_size: int, input_context: Optional[tf.distribute.InputContext] = None,
-               seed: Optional[int] = None) -> tf.data.Dataset:
+               seed: Optional[int] = None,
+               checked: Optional[CheckedSources] = None) -> tf.data.Dataset:
   """Windows of `window` frames in video order, `batch_size` videos in parallel.
 
   Each element: frames [B, T, S, S, C] float32, boxes [B, T, 4], first [] bool
   (True on the first window of a new video batch: the LSTM state restarts).
-  Videos shorter than windows_per_video * T frames or with an invalid box in
-  them are skipped.
+  Videos shorter than windows_per_video * T frames or with an invalid box or a
+  gap (clip_links_tf) in them are skipped. `checked` (check_sources with
+  leading=True) gives the shards to read.
   """
   dirs = cfg.dirs()
   if not dirs:
@@ -345,20 +546,30 @@ def rl_dataset(cfg: DataConfig, window: int, windows_per_video: int, batch_size:
   length = window * windows_per_video
   calls = _calls(cfg.num_parallel_calls)
   weights = list(cfg.train_weights) or [1.0] * len(dirs)
-  sources = []
-  for i, d in enumerate(dirs):
-    files = find_record_files(d, cfg.train_split)
+  if checked is not None:
+    video_files = checked.track_sources(length)
+  else:
+    video_files = [(i, find_record_files(d, cfg.train_split)) for i, d in enumerate(dirs)]
+
+  def whole_window(t):
+    frame_ok, link_ok = clip_links_tf(t["boxes_xyxy"][:length], t["frame_index"][:length],
+                                      cfg.max_frame_gap)
+    return tf.logical_and(tf.reduce_all(frame_ok), tf.reduce_all(link_ok))
+
+  sources, used_weights = [], []
+  for i, files in video_files:
     ds = _record_stream(files, input_context, cfg.cycle_length,
                         None if seed is None else seed + 1000 * i)
     ds = ds.map(schema.parse_track_tf, num_parallel_calls=calls)
     ds = ds.filter(lambda t: tf.shape(t["images"])[0] >= length)
-    ds = ds.filter(lambda t: tf.reduce_all(geometry.box_is_valid_xyxy_tf(t["boxes_xyxy"][:length])))
+    ds = ds.filter(whole_window)
     ds = ds.shuffle(cfg.shuffle_buffer, seed=seed)
     ds = ds.map(lambda t: rl_video_tf(t, cfg, length, frame_size), num_parallel_calls=calls,
                 deterministic=False)
     sources.append(ds)
+    used_weights.append(weights[i])
   ds = sources[0] if len(sources) == 1 else tf.data.Dataset.sample_from_datasets(
-      sources, weights=[w / sum(weights) for w in weights], seed=seed)
+      sources, weights=[w / sum(used_weights) for w in used_weights], seed=seed)
   ds = ds.batch(batch_size, drop_remainder=True)
 
   def windows(video):

@@ -155,6 +155,10 @@ class Re3Task(Task):
                               f"self-training p={st.self_train_prob}"),
                  info={"unroll": float(st.unroll), "self_train_prob": float(st.self_train_prob)})
 
+  def source_requirements(self):
+    lengths = [st.unroll + 1 for st in self.stages]
+    return lengths, False, [st.unroll + 1 for st in self.stages if st.unroll == 1]
+
   def mode(self, stage: Stage) -> str:
     st = self.stages[stage.index]
     return "frames" if st.self_train_prob > 0 and st.unroll > 1 else "crops"
@@ -165,7 +169,7 @@ class Re3Task(Task):
              if input_context else stage.batch_size)
     return data_lib.re3_dataset(self.cfg.data, st.unroll, batch, st.self_train_prob,
                                 input_context=input_context, seed=seed, mode=self.mode(stage),
-                                crop_size=self.cfg.model.crop_size)
+                                crop_size=self.cfg.model.crop_size, checked=self.checked_sources)
 
   def forward(self, model, batch, stage: Stage, training: bool = True):
     """-> (pred labels [B, T, 4], target labels [B, T, 4], crops of the last step)."""

@@ -91,11 +91,15 @@ class RLTask(Task):
                               f"{r.windows_per_video} windows per video, batch {r.batch_size}"),
                  info={"window": float(r.window), "episodes": float(r.episodes)})
 
+  def source_requirements(self):
+    return [self.rl.window * self.rl.windows_per_video], True, []
+
   def dataset(self, stage, input_context, seed):
     batch = (input_context.get_per_replica_batch_size(stage.batch_size)
              if input_context else stage.batch_size)
     return data_lib.rl_dataset(self.cfg.data, self.rl.window, self.rl.windows_per_video, batch,
-                               self.cfg.model.frame_size, input_context=input_context, seed=seed)
+                               self.cfg.model.frame_size, input_context=input_context, seed=seed,
+                               checked=self.checked_sources)
 
   def initial_carry(self, model, stage, per_replica_batch):
     return model.zero_state(per_replica_batch)

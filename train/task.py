@@ -19,6 +19,15 @@ class Task:
   """What the trainer needs from a task (see Re3Task and RLTask)."""
 
   name = "task"
+  # The shards each stage reads, from train.data.check_sources before training
+  # (None: every shard of every source).
+  checked_sources = None
+
+  def source_requirements(self):
+    """-> (frames of a clip of each stage, whether clips start at a track's
+    first frame, the clip lengths of stages that also read crop pairs): what
+    train.data.check_sources checks every source against."""
+    raise NotImplementedError
 
   def build_model(self) -> keras.Model:
     raise NotImplementedError

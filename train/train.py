@@ -10,19 +10,43 @@ the configured tf.distribute strategy, resuming from DIR's latest checkpoint
 if there is one. Multi-worker runs take the cluster from TF_CONFIG; start the
 same command on every worker with the same --model_dir (shared storage).
 
-Exit codes: 0 done, 2 bad config or data, 3 training diverged (NaN/inf loss).
+Before anything is written:
+* --model_dir must be a directory (or creatable) and writable;
+* on a restart the config is compared with the saved DIR/config.yaml: a change
+  of the task, the network (model.*) or runtime.mixed_precision (the layout of
+  the optimizer state) is refused naming the keys, once DIR holds a
+  checkpoint; other changes (learning rate, steps, data...) are recorded in
+  train_log.jsonl (event config_changed, old and new values) and the previous
+  config.yaml is kept as config-<time>.yaml;
+* every shard of every record source is read once (train.data.check_sources):
+  a shard that is not a readable TFRecord and a source with no clip long
+  enough for a stage are named (data.skip_unusable=true leaves them out with
+  a warning instead).
+
+Exit codes: 0 done, 2 bad config or data (one line `train.train: message`;
+the traceback with --verbose), 3 training diverged (NaN/inf loss).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import sys
+import shutil
+import tempfile
+import time
+from typing import Any, Dict, Tuple
 
 from absl import app, flags
 
-from configs import experiment
+from configs import base, experiment
+from configs import cli as cli_errors
 from configs.base import ConfigError
+
+PROG = "train.train"
+# Keys a restart may not change once the model_dir holds a checkpoint: they
+# fix the layout of the checkpointed network and optimizer state.
+FIXED_ON_RESTART = ("task", "model", "runtime.mixed_precision")
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -38,6 +62,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_bool("toy_records", False,
                     "Write a tiny synthetic record set into MODEL_DIR/toy_records and train on "
                     "it (smoke runs without any dataset).", flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 log = logging.getLogger("train")
 
@@ -51,23 +76,90 @@ def build_task(cfg):
   return RLTask(cfg)
 
 
+def check_model_dir(model_dir: str) -> None:
+  """ConfigError unless model_dir is a directory we can write, or can be made
+  one (nothing is created here)."""
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise ConfigError(f"--model_dir {model_dir}: is a file, not a directory")
+  probe = model_dir
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise ConfigError(f"--model_dir {model_dir}: {probe} is a file, not a directory")
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=probe))
+  except OSError as e:
+    raise ConfigError(f"--model_dir {model_dir}: {probe} is not writable "
+                      f"({e.strerror or e})") from None
+
+
+def _value(tree: Dict[str, Any], dotted: str):
+  for part in dotted.split("."):
+    if not isinstance(tree, dict) or part not in tree:
+      return None
+    tree = tree[part]
+  return tree
+
+
+def restart_changes(cfg, model_dir: str) -> Dict[str, Tuple[Any, Any]]:
+  """{dotted key: (saved value, new value)} against model_dir/config.yaml.
+
+  Raises ConfigError naming the keys when a FIXED_ON_RESTART key differs and
+  the model_dir holds a checkpoint (the network could not be restored).
+  """
+  saved = os.path.join(model_dir, "config.yaml")
+  if not os.path.exists(saved):
+    return {}
+  prev = experiment.load_experiment(saved)
+  keys = experiment.config_diff(prev, cfg)
+  old, new = base.to_dict(prev), base.to_dict(cfg)
+  changes = {k: (_value(old, k), _value(new, k)) for k in keys}
+  fixed = [k for k in keys if any(k == f or k.startswith(f + ".") for f in FIXED_ON_RESTART)]
+  if fixed and os.path.exists(os.path.join(model_dir, "checkpoint")):
+    raise ConfigError(
+        f"--model_dir {model_dir} holds a checkpoint of another architecture: "
+        + ", ".join(f"{k} {changes[k][0]!r} -> {changes[k][1]!r}" for k in fixed)
+        + f" differ from {saved} (left untouched); train in a new --model_dir, "
+        "or drop these changes to resume")
+  return changes
+
+
 def load_config(config_path, model_dir, overrides):
-  """The experiment config for this run (and warnings for a changed restart)."""
+  """The experiment config for this run; on a restart, checked against the
+  saved config.yaml (restart_changes) before anything is written."""
   saved = os.path.join(model_dir, "config.yaml")
   path = config_path or saved
   if not config_path and not os.path.exists(saved):
     raise ConfigError(f"no --config given and {saved} does not exist")
   cfg = experiment.load_experiment(path, overrides)
-  if config_path and os.path.exists(saved):
-    prev = experiment.load_experiment(saved)
-    changed = experiment.config_diff(prev, cfg)
-    if changed:
-      log.warning("config differs from the saved %s in: %s", saved, ", ".join(changed))
+  changed = restart_changes(cfg, model_dir)
+  if changed:
+    log.warning("config differs from the saved %s in: %s", saved, ", ".join(changed))
   return cfg
 
 
-def check_data(cfg) -> None:
-  """Fails early (exit 2) when a record directory is missing or empty."""
+def record_config_change(model_dir: str, changes: Dict[str, Tuple[Any, Any]]) -> str:
+  """Keeps the saved config.yaml as config-<time>.yaml and logs the changes
+  (event config_changed) in train_log.jsonl; -> the kept file's path."""
+  saved = os.path.join(model_dir, "config.yaml")
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  kept = os.path.join(model_dir, f"config-{stamp}.yaml")
+  n = 1
+  while os.path.exists(kept):
+    kept = os.path.join(model_dir, f"config-{stamp}-{n}.yaml")
+    n += 1
+  shutil.copy2(saved, kept)
+  rec = {"event": "config_changed", "time": time.time(), "previous_config": kept,
+         "changes": {k: {"old": a, "new": b} for k, (a, b) in changes.items()}}
+  with open(os.path.join(model_dir, "train_log.jsonl"), "a") as f:
+    f.write(json.dumps(rec) + "\n")
+  return kept
+
+
+def check_data(cfg, task=None):
+  """Fails early (DataError, exit 2) when a record directory is missing or
+  empty, or (given the task) a shard is unreadable or a source cannot serve a
+  stage (train.data.check_sources); -> the checked sources, or None."""
   # train.data imports TensorFlow: only once the config is known to be good.
   from train import data  # pylint: disable=g-import-not-at-top
   dirs = cfg.data.dirs()
@@ -80,6 +172,10 @@ def check_data(cfg) -> None:
     data.find_record_files(d, cfg.data.crop_pair_split, what="data.crop_pair_dir")
   if cfg.data.val_dir:
     data.find_record_files(cfg.data.val_dir, cfg.data.val_split, what="data.val_dir")
+  if task is None or not cfg.data.check_records:
+    return None
+  lengths, leading, pair_lengths = task.source_requirements()
+  return data.check_sources(cfg.data, lengths, leading, pair_lengths)
 
 
 def run(config_path, model_dir, overrides, toy_records=False):
@@ -101,11 +197,15 @@ def run_config(cfg, model_dir, toy_records=False):
       toy_data.write_toy_records(toy_dir, num_tracks=16, frames=40, channels=channels,
                                  fmt="jpeg" if channels == 3 else "png")
     cfg.data.train_dir = toy_dir
-  check_data(cfg)
+  changes = restart_changes(cfg, model_dir)
+  task = build_task(cfg)
+  task.checked_sources = check_data(cfg, task)
   strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
   tf.random.set_seed(cfg.runtime.seed)
-  tr = trainer_lib.Trainer(cfg, model_dir, build_task(cfg), strategy=strategy)
+  tr = trainer_lib.Trainer(cfg, model_dir, task, strategy=strategy)
   if tr.is_chief:
+    if changes:
+      log.info("previous config kept as %s", record_config_change(model_dir, changes))
     experiment.save_experiment(cfg, os.path.join(model_dir, "config.yaml"))
   return tr.train()
 
@@ -115,26 +215,27 @@ def main(argv, flag_values=None):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flag_values or flags.FLAGS
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+  verbose = bool(getattr(f, "verbose", False))
   if not f.model_dir:
-    print("error: --model_dir is required", file=sys.stderr)
-    return 2
+    return cli_errors.report(PROG, ConfigError("--model_dir is required"))
   model_dir = experiment.resolve_path(f.model_dir)
   try:  # no TensorFlow work before the config is known to be good
+    check_model_dir(model_dir)
     cfg = load_config(f.config, model_dir, f.set)
   except ConfigError as e:
-    print(f"config error: {e}", file=sys.stderr)
-    return 2
+    return cli_errors.report(PROG, e, verbose, prefix="config error: ")
   # TensorFlow is imported only once the config is known to be good.
   from train.data import DataError  # pylint: disable=g-import-not-at-top
   from train.trainer import TrainingDiverged  # pylint: disable=g-import-not-at-top
   try:
     result = run_config(cfg, model_dir, f.toy_records)
   except (ConfigError, DataError) as e:
-    print(f"{'config' if isinstance(e, ConfigError) else 'data'} error: {e}", file=sys.stderr)
-    return 2
+    kind = "config" if isinstance(e, ConfigError) else "data"
+    return cli_errors.report(PROG, e, verbose, prefix=f"{kind} error: ")
+  except OSError as e:
+    return cli_errors.report(PROG, e, verbose)
   except TrainingDiverged as e:
-    print(f"training diverged: {e}", file=sys.stderr)
-    return 3
+    return cli_errors.report(PROG, e, verbose, code=3, prefix="training diverged: ")
   log.info("done: %s", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in sorted(result.items())))
   return 0

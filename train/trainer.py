@@ -1,5 +1,8 @@
 """The task-agnostic custom training loop under tf.distribute.
 
+About 400 lines: the loop and its bookkeeping (checkpoints, event log, summaries, validation
+schedule); the task, strategy, precision and curriculum are the modules named below.
+
 A task (train/task.py; train/re3_task.py, train/rl_task.py) says what each
 curriculum stage is (train/curriculum.py), builds its model and per-replica
 dataset, and computes the per-replica loss; train/runtime.py makes the
@@ -38,8 +41,9 @@ import json
 import logging
 import math
 import os
+import re
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 import tf_keras as keras
@@ -68,6 +72,28 @@ def learning_rate_schedule(cfg: TrainerConfig):
       cfg.learning_rate, decay_steps=cfg.train_steps, end_learning_rate=0.0, power=1.0)
 
 
+CHECKPOINT_NAME = "ckpt"
+# What a checkpoint write killed midway leaves: TF writes ckpt-N into the
+# folder ckpt-N_temp and moves the files out when the write is complete.
+_PARTIAL_CHECKPOINT = re.compile(rf"^{CHECKPOINT_NAME}-\d+_temp$")
+
+
+def remove_partial_checkpoints(ckpt_dir: str) -> List[str]:
+  """Removes the trainer's own unfinished checkpoint writes (ckpt-N_temp) from
+  ckpt_dir, with a warning each; -> the removed paths."""
+  removed = []
+  if not tf.io.gfile.isdir(ckpt_dir):
+    return removed
+  for name in sorted(tf.io.gfile.listdir(ckpt_dir)):
+    name = name.rstrip("/")
+    path = os.path.join(ckpt_dir, name)
+    if _PARTIAL_CHECKPOINT.match(name) and tf.io.gfile.isdir(path):
+      tf.io.gfile.rmtree(path)
+      removed.append(path)
+      log.warning("removed %s: a checkpoint write that did not finish", path)
+  return removed
+
+
 @dataclasses.dataclass
 class _StageRun:
   """The state of the stage being trained: its input, carry and step function."""
@@ -94,6 +120,8 @@ class Trainer:
     self._check_batches()
     tf.io.gfile.makedirs(model_dir)
     self.ckpt_dir = runtime.worker_checkpoint_dir(self.strategy, model_dir, self.is_chief)
+    if self.is_chief:
+      remove_partial_checkpoints(self.ckpt_dir)
     self.loss_scaling = runtime.uses_loss_scaling(cfg.runtime)
     self.model = self._build_model()
     self.optimizer = self._build_optimizer()
@@ -104,7 +132,7 @@ class Trainer:
         **self.curriculum.checkpoint_items())
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, self.ckpt_dir, max_to_keep=self.tcfg.keep_checkpoints,
-        step_counter=self.step, checkpoint_name="ckpt")
+        step_counter=self.step, checkpoint_name=CHECKPOINT_NAME)
     self.restored_from = None
     self._writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
                     if self.is_chief else tf.summary.create_noop_writer())

@@ -1,0 +1,81 @@
+"""One-line errors for the project's command lines (train.train, model.export,
+model.summary, train.track, train.evaluate; the Beam jobs have their own runner).
+
+An expected failure (a bad flag value, a missing or unreadable file, bad data:
+ValueError and OSError, which ConfigError and the commands' own errors derive
+from, plus what a command adds, e.g. TensorFlow's file errors) ends the command
+with one line on stderr, `prog: message`, the message naming the file, flag or
+value, and exit status 2. The traceback is printed only with --verbose.
+Anything else (a bug) keeps Python's traceback and its exit status 1.
+
+    from configs import cli as cli_errors
+    cli_errors.define_verbose_flag(flag_values)           # in define_flags
+    app.run(lambda argv: cli_errors.call("model.export", main, argv, flags.FLAGS))
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Callable, Sequence, Tuple, Type
+
+from absl import flags
+
+EXIT_BAD_INPUT = 2
+EXPECTED_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, OSError)
+
+
+class CommandError(ValueError):
+  """An expected failure of a command; its message names the file, flag or value."""
+
+
+def define_verbose_flag(flag_values=flags.FLAGS) -> None:
+  flags.DEFINE_bool("verbose", False, "On an error, print the traceback after the one-line "
+                    "message.", flag_values=flag_values)
+
+
+def one_line(error: BaseException) -> str:
+  """The error's message on one line (its first non-empty line; the type if it has none)."""
+  for line in str(error).splitlines():
+    if line.strip():
+      return line.strip()
+  return type(error).__name__
+
+
+def report(prog: str, error: BaseException, verbose: bool = False,
+           code: int = EXIT_BAD_INPUT, prefix: str = "") -> int:
+  """Prints `prog: [prefix]message` (after the traceback when verbose) on
+  stderr; -> code."""
+  if verbose:
+    traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+  print(f"{prog}: {prefix}{one_line(error)}", file=sys.stderr)
+  return code
+
+
+def _verbose(flag_values) -> bool:
+  try:
+    return bool(flag_values["verbose"].value)
+  except (KeyError, AttributeError):
+    return "--verbose" in sys.argv
+
+
+def call(prog: str, main: Callable, argv: Sequence[str], flag_values=None,
+         expected: Tuple[Type[BaseException], ...] = EXPECTED_ERRORS) -> int:
+  """main(argv, flag_values) -> its exit status (None = 0); an expected error
+  -> the one line on stderr and EXIT_BAD_INPUT."""
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  try:
+    code = main(list(argv), fv)
+  except expected as e:  # pylint: disable=catching-non-exception
+    return report(prog, e, _verbose(fv))
+  return 0 if code is None else int(code)
+
+
+def guarded(prog: str, main: Callable, flag_values=None,
+            expected: Tuple[Type[BaseException], ...] = EXPECTED_ERRORS
+            ) -> Callable[[Sequence[str]], int]:
+  """A main(argv) for absl's app.run that ends expected errors with one line."""
+  def wrapped(argv: Sequence[str]) -> int:
+    return call(prog, main, argv, flag_values, expected)
+  return wrapped
+
