@@ -1,5 +1,8 @@
 """Box formats, IoU, and the Re3 crop geometry: the single source of truth.
 
+About 400 lines by design: every box rule, with its NumPy and TensorFlow twins side by side,
+lives here and nowhere else.
+
 Box formats (the format is always in the name):
 
   xywh       (x, y, w, h): top-left corner and size, pixels (OpenCV / OTB style)

@@ -1,5 +1,8 @@
 """Re3 synthetic occluded tracks from still images, as a Beam job.
 
+One job in one module (about 400 lines): its object sources, the simulation step and the
+pipeline are the stages of that job; the simulator itself is pipelines/synthetic/.
+
   python -m pipelines.build_synthetic --output_dir OUT [--num_tracks 1000]
       [--track_length 32] [--canvas_size 400] [--seed 0] [--preview 6]
       [--det_dir DET_RECORDS_OR_DET_ROOT] [--images_dir PHOTOS]

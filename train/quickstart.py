@@ -1,5 +1,7 @@
 """The main job: the whole path on one machine with no dataset.
 
+About 400 lines: the five stages of one command, each a short function, in the order they run.
+
   python -m train.quickstart --output_dir runs/quickstart
 
 Stages (each announced with its number and timed; the paths of everything it

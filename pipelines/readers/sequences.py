@@ -1,5 +1,8 @@
 """Readers of the benchmark sequence layouts: OTB, VOT, LaSOT, UAV123, GOT-10k.
 
+One module for the five layouts (over 400 lines): they share the conventions below and the
+row, frame and assembly helpers, so each reader is a short function.
+
 One place for both uses: the `build_sequences` Beam job turns them into track
 records, and evaluation reads them directly. Every reader returns
 `SequenceAnnotation`s with the same conventions:

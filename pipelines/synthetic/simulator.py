@@ -1,5 +1,8 @@
 """The Re3 occluded-track simulator: one still image becomes a moving scene.
 
+One algorithm in one module (about 490 lines): the config, the scene objects and the motion
+and occlusion rules, kept together so it reads in the order of the recipe below.
+
 What the Re3 paper (section "Training from Synthetic Sequences") and its
 public code do, and this module reproduces:
 
