@@ -5,8 +5,8 @@ peephole LSTMs, box head.
                ├─ shared tower ─ concat ─ fc6 ─┤          ├─> LSTM2 ─> linear 4
     curr crop ─┘  (+ skips)                └──────────┘
 
-Interface (agreed with training and tracking; see configs.model.Re3ModelConfig
-for the sizes):
+Interface (what training, tracking and export call; the sizes come from
+configs.model.Re3ModelConfig):
 
   net = build_re3(cfg)
   state = net.zero_state(batch)                      # (h1, c1, h2, c2), [B, units]

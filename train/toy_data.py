@@ -2,7 +2,7 @@
 
 A textured rectangle drifts over a textured background; frames are JPEG (or
 PNG) in the standard track-record schema (pipelines.schema) and the shard
-layout of pipelines.core (`{name}-{split}.tfrecord-00000-of-0000N`), so the
+layout of pipelines.shards (`{name}-{split}.tfrecord-00000-of-0000N`), so the
 training input reads them exactly like the pipelines' output. This is not the
 Re3 simulator (pipelines/synthetic): it exists so that training
 can be exercised without any dataset at hand.
