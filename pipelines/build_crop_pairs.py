@@ -126,24 +126,32 @@ class MakeCropPairs(beam.DoFn):
 
 
 def read_records(path: str):
-  """Every serialized record of one shard. (tf.data rather than Beam's
-  tfrecordio, which needs an extra CRC package; shards are the unit of
-  parallelism here, and the Reshuffle after this spreads the records.)"""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only in the workers that read shards
-  for raw in tf.data.TFRecordDataset(path):
-    yield raw.numpy()
+  """Every serialized record of one shard, then a reject if the file is
+  damaged or not a TFRecord file (the records before the damage are kept).
+  shards.read_record_file reads with tf.data rather than Beam's tfrecordio,
+  which needs an extra CRC package; shards are the unit of parallelism here,
+  and the Reshuffle after this spreads the records."""
+  try:
+    for _, raw in shards.read_record_file(path):
+      yield raw
+  except shards.CorruptRecordFile as e:
+    yield writer.reject(e.to_reject(path))
 
 
 def build(p: beam.Pipeline, opts) -> None:
   files = shards.record_files(opts.input_dir, None, opts.split)
-  built = (p
-           | "RecordFiles" >> beam.Create(files)
-           | "ReadTracks" >> beam.FlatMap(read_records)
+  read = (p
+          | "RecordFiles" >> beam.Create(files)
+          | "ReadTracks" >> beam.FlatMap(read_records).with_outputs(
+              writer.REJECTED_TAG, main="records"))
+  built = (read.records
            | "Reshuffle" >> beam.Reshuffle()
            | "MakePairs" >> beam.ParDo(MakeCropPairs(
                opts.crop_pairs_jitter, opts.crop_pairs_seed, opts.crop_pairs_max_per_track,
                opts.crop_pairs_quality)).with_outputs(writer.REJECTED_TAG, main="pairs"))
-  _ = (built.pairs, built[writer.REJECTED_TAG]) | "Write" >> writer.WriteShardedRecords(
+  rejects = ((read[writer.REJECTED_TAG], built[writer.REJECTED_TAG])
+             | "AllRejects" >> beam.Flatten())
+  _ = (built.pairs, rejects) | "Write" >> writer.WriteShardedRecords(
       opts.output_dir, opts.name or "crop_pairs", opts.split, opts.num_shards,
       record_kind="crop_pair",
       extra_info={"jitter": bool(opts.crop_pairs_jitter), "seed": opts.crop_pairs_seed,

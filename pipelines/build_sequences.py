@@ -23,6 +23,7 @@ import apache_beam as beam
 
 from pipelines import options, runner, segments, writer
 from pipelines.readers import sequences
+from pipelines.schema import RejectReason
 
 
 class SequencesJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,
@@ -59,6 +60,10 @@ class ReadSequenceTasks(beam.DoFn):
       return
     writer.count("tracks")
     writer.count("annotated_frames", len(ann))
+    for r in ann.rejects:  # bad rows (kept as frames without a box), frames after the last row
+      yield writer.reject(r)
+      if r.reason == RejectReason.UNANNOTATED_FRAMES:
+        writer.count("frames_without_ground_truth", int(r.extra.get("frames", 0)))
     yield from segments.tasks_from_annotation(
         ann, f"{self._kind}/{ann.name}", self._segment_length, path)
 

@@ -120,22 +120,20 @@ class ReadObjectRecordsFn(beam.DoFn):
     select pass (`picks`: key -> track indices): (object with image, track
       index) for the picked records only; no rejects (the index pass made
       them).
-  Reads with tf.data (TensorFlow is a dependency anyway; Beam's TFRecord
-  source needs an extra CRC package). A shard that is corrupt or truncated
-  midway keeps the records before the damage and rejects the rest.
+  Reads with shards.read_record_file (tf.data; Beam's TFRecord source needs
+  an extra CRC package): a shard that is corrupt or truncated midway keeps
+  the records before the damage and rejects the rest.
   """
 
   def __init__(self, min_fraction: float):
     self._min_fraction = min_fraction
 
   def process(self, filename, picks=None):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only on the workers
-    index = -1
     try:
-      for index, raw in enumerate(tf.data.TFRecordDataset(filename)):
+      for index, raw in shards.read_record_file(filename):
         name = f"{filename} record {index}"
         try:
-          obj = sources.object_from_record(raw.numpy(), name, self._min_fraction)
+          obj = sources.object_from_record(raw, name, self._min_fraction)
         except sources.SourceError as e:
           if picks is None:
             yield writer.reject(e.to_reject(filename, record=index))
@@ -146,11 +144,9 @@ class ReadObjectRecordsFn(beam.DoFn):
         else:
           for track in sorted(picks.get(obj.key, ())):
             yield obj, track
-    except (tf.errors.DataLossError, tf.errors.OpError) as e:
+    except shards.CorruptRecordFile as e:
       if picks is None:
-        yield writer.reject(Reject(
-            filename, RejectReason.CORRUPT_RECORD_FILE,
-            f"unreadable after record {index}: {e.message.splitlines()[0]}"))
+        yield writer.reject(e.to_reject(filename))
 
 
 class ReadXmlObjectsFn(beam.DoFn):

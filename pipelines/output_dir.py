@@ -217,6 +217,8 @@ class OutputDirLock:
     return False
 
   def acquire(self) -> None:
+    if self._held:
+      return
     for _ in range(3):
       if self._create():
         self._held = True
@@ -257,7 +259,7 @@ class OutputDirLock:
 
 def lock(output_dir: str, job_name: str) -> OutputDirLock:
   """Checks --output_dir (ensure_writable_dir) and takes its lock: the
-  output-dir guard of pipelines.runner.run_job."""
+  output-dir guard of pipelines.runner.run_job (`with lock(...):` releases it)."""
   ensure_writable_dir(output_dir)
   held = OutputDirLock(output_dir, job_name)
   held.acquire()
@@ -367,25 +369,13 @@ def reject_summary(counters: Mapping[str, int]) -> str:
 
 
 def check_written(output_dir: str, counters: Mapping[str, int], job_name: str) -> None:
-  """NothingWrittenError when the run wrote no record. Uses the runner's
-  counters; a runner that reports none is judged by dataset_info.json."""
-  if counters:
-    written = int(counters.get("records_written", 0))
-    summary = reject_summary(counters)
-  else:
-    text = _read_text(os.path.join(output_dir, INFO_NAME))
-    try:
-      splits = (json.loads(text) or {}).get("splits", {}) if text else {}
-    except ValueError:
-      splits = {}
-    written = sum(int(s.get("num_tracks", 0)) for s in splits.values())
-    by_reason: Dict[str, int] = {}
-    for s in splits.values():
-      for reason, n in s.get("rejected_by_reason", {}).items():
-        by_reason[f"rejected_{reason}"] = by_reason.get(f"rejected_{reason}", 0) + int(n)
-    summary = reject_summary(by_reason)
-  if written > 0:
+  """NothingWrittenError, with the reject summary, when the run wrote no
+  record (`records_written` of the counters run_job reports: the runner's,
+  or on a runner without metrics those read back from dataset_info.json)."""
+  if int(counters.get("records_written", 0)) > 0:
     return
-  why = (f"every input was rejected ({summary}); see {output_dir}/rejected-*.jsonl"
-         if summary else "no input gave a record and none was rejected")
+  summary = reject_summary(counters)
+  why = (f"every input was rejected ({summary}; what {job_name} rejected is in "
+         f"{output_dir}/rejected-*.jsonl)" if summary
+         else f"no input gave {job_name} a record, and none was rejected")
   raise NothingWrittenError(f"nothing written to {output_dir!r}: {why}")

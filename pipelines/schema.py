@@ -91,6 +91,7 @@ class RejectReason:
   # videos and tracks
   EMPTY_VIDEO = "empty_video"
   NO_VALID_FRAMES = "no_valid_frames"
+  UNANNOTATED_FRAMES = "unannotated_frames"    # images after the last ground-truth row, left out
   # boxes and objects
   BAD_BOX = "bad_box"                          # zero / negative size, not finite
   BOX_OUTSIDE_IMAGE = "box_outside_image"

@@ -27,6 +27,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from pipelines.readers import fs
+from pipelines.readers.boxes import bad_box_detail
 from pipelines.readers.sequences import SequenceAnnotation, list_frames
 from pipelines.schema import Reject, RejectReason
 
@@ -175,10 +176,9 @@ def read_video(video: AlovVideo, root: str):
   keep_paths, keep_boxes, keep_index, refs = [], [], [], []
   for row, box in zip(rows, boxes):
     ref = f"{video.ann_path}:{row.line}"
-    if not (box[2] > box[0] and box[3] > box[1]):
-      rejects.append(Reject(ref, RejectReason.BAD_BOX,
-                            f"frame {row.frame}: corners give a box of zero or "
-                            f"negative size {np.round(box, 2).tolist()}"))
+    problem = bad_box_detail(box)
+    if problem:
+      rejects.append(Reject(ref, RejectReason.BAD_BOX, f"frame {row.frame}: corners give {problem}"))
       continue
     path = frames.get(row.frame)
     if path is None:

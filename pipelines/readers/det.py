@@ -20,6 +20,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from pipelines.readers import fs
+from pipelines.readers.boxes import bad_box_detail
 from pipelines.schema import RejectError, RejectReason
 
 
@@ -89,9 +90,9 @@ def judge_box(box, height: int, width: int, annotated_size: Optional[Tuple[int, 
     ah, aw = annotated_size
     b *= np.array([width / aw, height / ah, width / aw, height / ah])
     detail = f"scaled from {ah}x{aw} to {height}x{width}; "
-  if not (np.all(np.isfinite(b)) and b[2] > b[0] and b[3] > b[1]):
-    raise BoxRejected(RejectReason.BAD_BOX,
-                      detail + f"zero or negative size {np.round(b, 2).tolist()}")
+  problem = bad_box_detail(b)
+  if problem:
+    raise BoxRejected(RejectReason.BAD_BOX, detail + problem)
   if b[2] <= 0 or b[3] <= 0 or b[0] >= width or b[1] >= height:
     raise BoxRejected(RejectReason.BOX_OUTSIDE_IMAGE, detail + (
         f"box {np.round(b, 2).tolist()} outside the {height}x{width} image"))

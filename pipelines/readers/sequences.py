@@ -14,10 +14,18 @@ records, and evaluation reads them directly. Every reader returns
   `(x - 1, y - 1, x - 1 + w, y - 1 + h)`, and a VOT polygon's corners are
   shifted by -1 before taking their axis-aligned bounds (`_rows_to_xyxy`,
   the one place the shift is applied).
-* NaN box rows where there is no usable annotation (a NaN row, a box with zero
-  or negative size, a frame past the end of the ground truth) or where the
-  dataset marks the target as absent (GOT-10k `absence.label`, LaSOT
-  `out_of_view.txt`).
+* NaN box rows where there is no box: the "no box" marker of a row (all NaN,
+  as UAV123 writes absent frames, or all zeros) or a frame the dataset marks
+  as absent (GOT-10k `absence.label`, LaSOT `out_of_view.txt`), and where
+  the row holds a bad box (zero or negative width or height, a non-finite
+  value: the readers.boxes rule of every reader); each bad row is also a
+  `bad_box` reject in `SequenceAnnotation.rejects` (path `file:line`).
+* Ground truth and images are paired row by row from the start frame. A row
+  without its image (more rows than frames) rejects the whole sequence
+  (`missing_image`, SequenceFormatError). Images after the last row (fewer
+  rows than frames) are left out, with one `unannotated_frames` reject in
+  `rejects` saying how many; only GOT-10k keeps them, unannotated, since its
+  test split gives just the first box.
 * `visible` is False on those rows and also where the target is present but
   hidden (LaSOT `full_occlusion.txt`, GOT-10k `cover.label` == 0); such frames
   keep their box.
@@ -40,9 +48,10 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from model.geometry import polygon_to_xyxy
+from model.geometry import box_is_valid_xyxy, polygon_to_xyxy
 from pipelines.readers import fs
-from pipelines.schema import RejectError, RejectReason
+from pipelines.readers.boxes import bad_box_detail
+from pipelines.schema import Reject, RejectError, RejectReason
 
 KINDS = ("otb", "vot", "lasot", "uav123", "got10k")
 
@@ -69,6 +78,9 @@ class SequenceAnnotation:
   frame_index: np.ndarray           # [N] int64
   occlusion: Optional[np.ndarray] = None  # [N] float32 in [0, 1], -1 unknown
   label: str = ""
+  # What was read but left out or blanked: bad_box rows (stored as NaN) and
+  # unannotated_frames (images after the last row); the jobs record them.
+  rejects: List[Reject] = dataclasses.field(default_factory=list)
 
   def __post_init__(self):
     n = len(self.frame_paths)
@@ -149,21 +161,38 @@ def _read_flags(path: str, n: int) -> np.ndarray:
   return values
 
 
-def _rows_to_xyxy(rows: np.ndarray) -> np.ndarray:
-  """1-based x,y,w,h rows or 8-value polygons -> continuous 0-based xyxy
-  (NaN where unusable). Every layout here is 1-based (Matlab convention)."""
+def _rows_to_xyxy(rows: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """1-based x,y,w,h rows or 8-value polygons -> (boxes, bad, raw): continuous
+  0-based xyxy with NaN where there is no usable box, the rows holding a bad
+  box (not the "no box" marker: a row of NaN or of zeros), and the xyxy boxes
+  before blanking (for messages). Every layout here is 1-based (Matlab
+  convention)."""
   shift = 1.0
   if rows.shape[1] == 4:
     x, y, w, h = rows.T
-    boxes = np.stack([x - shift, y - shift, x - shift + w, y - shift + h], axis=-1)
-    bad = ~np.all(np.isfinite(rows), axis=1) | (w <= 0) | (h <= 0)
+    raw = np.stack([x - shift, y - shift, x - shift + w, y - shift + h], axis=-1)
   else:
-    boxes = polygon_to_xyxy(rows - shift)
-    bad = (~np.all(np.isfinite(rows), axis=1) | (boxes[:, 2] <= boxes[:, 0])
-           | (boxes[:, 3] <= boxes[:, 1]))
-  boxes = boxes.astype(np.float64)
-  boxes[bad] = np.nan
-  return boxes
+    with np.errstate(invalid="ignore"):
+      raw = polygon_to_xyxy(rows - shift)
+  raw = np.asarray(raw, np.float64)
+  usable = box_is_valid_xyxy(raw)
+  marker = np.all(np.isnan(rows), axis=1) | np.all(rows == 0, axis=1)
+  boxes = raw.copy()
+  boxes[~usable] = np.nan
+  return boxes, ~usable & ~marker, raw
+
+
+def _bad_row_rejects(gt_path: str, rows: np.ndarray, bad: np.ndarray, raw: np.ndarray,
+                     start: int) -> List[Reject]:
+  """A bad_box reject per bad ground-truth row (`file:line`; the frame keeps
+  a NaN box)."""
+  out = []
+  for i in np.flatnonzero(bad):
+    values = ",".join(f"{v:g}" for v in rows[i])
+    out.append(Reject(f"{gt_path}:{i + 1}", RejectReason.BAD_BOX,
+                      f"frame {start + i}: the row {values} gives {bad_box_detail(raw[i])}; "
+                      "stored as a frame without a box"))
+  return out
 
 
 # ---------------------------------------------------------------------------
@@ -200,22 +229,32 @@ def list_frames(folder: str) -> Dict[int, str]:
 def _assemble(name: str, source: str, frames: Dict[int, str], boxes: np.ndarray,
               start: int, gt_path: str, keep_unannotated: bool = False,
               visible_extra: Optional[np.ndarray] = None,
-              occlusion: Optional[np.ndarray] = None, label: str = "") -> SequenceAnnotation:
+              occlusion: Optional[np.ndarray] = None, label: str = "",
+              rejects: Optional[List[Reject]] = None) -> SequenceAnnotation:
   """Pairs ground-truth rows with frames start, start+1, ...
 
-  Every row needs its image (a missing one is an error naming it). With
-  `keep_unannotated`, frames after the last row are kept with NaN boxes
-  (GOT-10k test gives only the first box).
+  Every row needs its image (a missing one is an error naming it). Frames
+  after the last row are left out with an unannotated_frames reject, or,
+  with `keep_unannotated`, kept with NaN boxes (GOT-10k test gives only the
+  first box).
   """
   n = len(boxes)
+  rejects = list(rejects or [])
   numbers = list(range(start, start + n))
   missing = [k for k in numbers if k not in frames]
   if missing:
     raise SequenceFormatError(
         f"{gt_path}: {len(missing)} ground-truth rows have no image (first missing: frame "
         f"{missing[0]}); the image folder has {len(frames)} images", RejectReason.MISSING_IMAGE)
+  after = [k for k in sorted(frames) if k >= start + n]
+  if after and not keep_unannotated:
+    rejects.append(Reject(
+        gt_path, RejectReason.UNANNOTATED_FRAMES,
+        f"{n} ground-truth rows for frames {start}..{start + n - 1}, but the image folder goes "
+        f"on to frame {after[-1]}: {len(after)} images without a row, from {frames[after[0]]}, "
+        "left out", {"frames": len(after)}))
   if keep_unannotated:
-    extra = [k for k in sorted(frames) if k >= start + n]
+    extra = after
     numbers += extra
     boxes = np.concatenate([boxes, np.full([len(extra), 4], np.nan)], axis=0)
     if visible_extra is not None:
@@ -228,7 +267,7 @@ def _assemble(name: str, source: str, frames: Dict[int, str], boxes: np.ndarray,
   return SequenceAnnotation(
       name=name, source=source, frame_paths=[frames[k] for k in numbers], boxes_xyxy=boxes,
       visible=visible, frame_index=np.asarray(numbers, np.int64) - 1, occlusion=occlusion,
-      label=label)
+      label=label, rejects=rejects)
 
 
 def _basename(path: str) -> str:
@@ -271,8 +310,9 @@ def _read_otb(folder: str, gt_name: str) -> SequenceAnnotation:
   img_dir = fs.join(folder, "img")
   frames = list_frames(img_dir if fs.isdir(img_dir) else folder)
   start = _otb_start(folder, name)
-  return _assemble(seq_name, "otb", frames, _rows_to_xyxy(rows), start,
-                   gt_path)
+  boxes, bad, raw = _rows_to_xyxy(rows)
+  return _assemble(seq_name, "otb", frames, boxes, start, gt_path,
+                   rejects=_bad_row_rejects(gt_path, rows, bad, raw, start))
 
 
 def _otb_folder_sequences(folder: str) -> List[SequenceAnnotation]:
@@ -292,8 +332,10 @@ def _read_vot(folder: str) -> SequenceAnnotation:
   rows = _read_rows(gt_path, (4, 8))
   color = fs.join(folder, "color")
   frames = list_frames(color if fs.isdir(color) else folder)
-  boxes = _rows_to_xyxy(rows)  # 4 values or an 8-value polygon
-  return _assemble(_basename(folder), "vot", frames, boxes, min(frames), gt_path)
+  boxes, bad, raw = _rows_to_xyxy(rows)  # 4 values or an 8-value polygon
+  start = min(frames)
+  return _assemble(_basename(folder), "vot", frames, boxes, start, gt_path,
+                   rejects=_bad_row_rejects(gt_path, rows, bad, raw, start))
 
 
 # ---------------------------------------------------------------------------
@@ -305,7 +347,7 @@ def _read_lasot(folder: str) -> SequenceAnnotation:
   gt_path = fs.join(folder, "groundtruth.txt")
   rows = _read_rows(gt_path, (4,))
   n = len(rows)
-  boxes = _rows_to_xyxy(rows)
+  boxes, bad, raw = _rows_to_xyxy(rows)
   full_occ = np.zeros([n], bool)
   out_view = np.zeros([n], bool)
   occ_path = fs.join(folder, "full_occlusion.txt")
@@ -320,7 +362,8 @@ def _read_lasot(folder: str) -> SequenceAnnotation:
   frames = list_frames(img_dir if fs.isdir(img_dir) else folder)
   name = _basename(folder)
   return _assemble(name, "lasot", frames, boxes, 1, gt_path, visible_extra=~full_occ,
-                   occlusion=occlusion, label=name.rsplit("-", 1)[0])
+                   occlusion=occlusion, label=name.rsplit("-", 1)[0],
+                   rejects=_bad_row_rejects(gt_path, rows, bad & ~out_view, raw, 1))
 
 
 # ---------------------------------------------------------------------------
@@ -332,7 +375,7 @@ def _read_got10k(folder: str) -> SequenceAnnotation:
   gt_path = fs.join(folder, "groundtruth.txt")
   rows = _read_rows(gt_path, (4,))
   n = len(rows)
-  boxes = _rows_to_xyxy(rows)
+  boxes, bad, raw = _rows_to_xyxy(rows)
   present = np.ones([n], bool)
   occlusion = np.full([n], -1.0, np.float32)
   absence_path = fs.join(folder, "absence.label")
@@ -340,6 +383,7 @@ def _read_got10k(folder: str) -> SequenceAnnotation:
   if fs.isfile(absence_path):
     absent = _read_flags(absence_path, n) != 0
     boxes[absent] = np.nan
+    bad &= ~absent
   if fs.isfile(cover_path):
     cover = _read_flags(cover_path, n)
     if np.any((cover < 0) | (cover > 8)):
@@ -349,7 +393,8 @@ def _read_got10k(folder: str) -> SequenceAnnotation:
   frames = list_frames(folder)
   # GOT-10k test gives only the first box: keep the later frames, unannotated.
   return _assemble(_basename(folder), "got10k", frames, boxes, 1, gt_path,
-                   keep_unannotated=True, visible_extra=present, occlusion=occlusion)
+                   keep_unannotated=True, visible_extra=present, occlusion=occlusion,
+                   rejects=_bad_row_rejects(gt_path, rows, bad, raw, 1))
 
 
 # ---------------------------------------------------------------------------
@@ -470,8 +515,9 @@ def _read_uav123(root: str, anno_path: str) -> SequenceAnnotation:
   if not fs.isdir(fs.join(data, seq)) and _UAV_SPLIT.match(seq):
     folder, start = uav123_start_frame(seq, len(rows), anno_path)
   frames = list_frames(_uav_image_dir(data, folder, anno_path))
-  boxes = _rows_to_xyxy(rows)
-  return _assemble(seq, "uav123", frames, boxes, start, anno_path)
+  boxes, bad, raw = _rows_to_xyxy(rows)
+  return _assemble(seq, "uav123", frames, boxes, start, anno_path,
+                   rejects=_bad_row_rejects(anno_path, rows, bad, raw, start))
 
 
 def _uav_root_of(anno_path: str) -> str:

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from pipelines.readers import fs
+from pipelines.readers.boxes import bad_box_detail
 from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
 from pipelines.schema import Reject, RejectReason
 
@@ -141,9 +142,9 @@ def read_video(video: VidVideo):
                               f"<object> #{k}: trackid {obj.trackid} appears twice in this frame"))
         continue
       box = np.array([obj.xmin, obj.ymin, obj.xmax, obj.ymax], np.float64)
-      if not (box[2] > box[0] and box[3] > box[1]):
-        rejects.append(Reject(path, RejectReason.BAD_BOX,
-                              f"trackid {obj.trackid}: zero or negative size {box.tolist()}"))
+      problem = bad_box_detail(box)
+      if problem:
+        rejects.append(Reject(path, RejectReason.BAD_BOX, f"trackid {obj.trackid}: {problem}"))
         continue
       objs[obj.trackid] = (box, bool(obj.occluded), obj.name)
     per_frame[num] = objs

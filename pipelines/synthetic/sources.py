@@ -39,6 +39,7 @@ import numpy as np
 
 from pipelines import images, schema
 from pipelines.readers import det, fs
+from pipelines.readers.boxes import bad_box_detail
 from pipelines.readers.voc_xml import VocXmlError, parse_voc_xml
 from pipelines.schema import Reject, RejectError, RejectReason
 
@@ -91,9 +92,11 @@ def judge(box, height: int, width: int, annotated_size, min_fraction: float,
 def check_finite_box(box, name: str) -> None:
   """What can be judged without the image's size: 4 finite numbers, positive size."""
   b = np.asarray(box, np.float64).reshape(-1)
-  if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= b[0] or b[3] <= b[1]:
-    raise SourceError(RejectReason.BAD_BOX,
-                      f"{name}: zero or negative size or not finite: {b.tolist()}")
+  if b.shape != (4,):
+    raise SourceError(RejectReason.BAD_BOX, f"{name}: a box needs 4 numbers, got {b.tolist()}")
+  problem = bad_box_detail(b)
+  if problem:
+    raise SourceError(RejectReason.BAD_BOX, f"{name}: {problem}")
 
 
 # ---------------------------------------------------------------------------
