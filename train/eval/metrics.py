@@ -133,6 +133,20 @@ def _value_at(curve, thresholds, t) -> float:
 # ---------------------------------------------------------------------------
 
 
+def _curve_scores(succ, prec, nprec) -> Dict[str, object]:
+  """The OPE curves and the scores read off them (success AUC, precision at 20 px,
+  normalized precision AUC and at 0.2), for one sequence or a dataset's mean curves."""
+  return {
+      "success_curve": succ,
+      "success_auc": curve_auc(succ),
+      "precision_curve": prec,
+      "precision_20px": _value_at(prec, PRECISION_THRESHOLDS, PRECISION_AT),
+      "norm_precision_curve": nprec,
+      "norm_precision_auc": curve_auc(nprec),
+      "norm_precision_0.2": _value_at(nprec, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT),
+  }
+
+
 def ope_sequence(pred_xyxy, gt_xyxy, mask=None) -> Dict[str, object]:
   """Scores of one sequence. `mask` ([N] bool) restricts the frames further
   (e.g. occluded frames only); invalid ground truth is always left out."""
@@ -153,13 +167,7 @@ def ope_sequence(pred_xyxy, gt_xyxy, mask=None) -> Dict[str, object]:
   n = int(keep.sum())
   return {
       "frames": n,
-      "success_curve": succ,
-      "success_auc": curve_auc(succ),
-      "precision_curve": prec,
-      "precision_20px": _value_at(prec, PRECISION_THRESHOLDS, PRECISION_AT),
-      "norm_precision_curve": nprec,
-      "norm_precision_auc": curve_auc(nprec),
-      "norm_precision_0.2": _value_at(nprec, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT),
+      **_curve_scores(succ, prec, nprec),
       "mean_iou": float(np.mean(ious)) if n else float("nan"),
       "mean_center_error": float(np.mean(err)) if n else float("nan"),
   }
@@ -182,15 +190,7 @@ def ope_summary(per_sequence: Iterable[Mapping[str, object]]) -> Dict[str, objec
   succ = np.mean([s["success_curve"] for s in used], axis=0)
   prec = np.mean([s["precision_curve"] for s in used], axis=0)
   nprec = np.mean([s["norm_precision_curve"] for s in used], axis=0)
-  out.update({
-      "success_curve": succ,
-      "success_auc": curve_auc(succ),
-      "precision_curve": prec,
-      "precision_20px": _value_at(prec, PRECISION_THRESHOLDS, PRECISION_AT),
-      "norm_precision_curve": nprec,
-      "norm_precision_auc": curve_auc(nprec),
-      "norm_precision_0.2": _value_at(nprec, NORM_PRECISION_THRESHOLDS, NORM_PRECISION_AT),
-  })
+  out.update(_curve_scores(succ, prec, nprec))
   return out
 
 
