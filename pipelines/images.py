@@ -95,30 +95,27 @@ def image_size(path_or_bytes: Union[str, bytes]) -> Tuple[int, int]:
   return int(h), int(w)
 
 
-def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
-  """HxWx3 (or HxW) uint8 -> JPEG bytes; deterministic for the same input."""
+def _encode(array: np.ndarray, caller: str, **save_options) -> bytes:
+  """uint8 HxW or HxWxC (C = 1 saved as HxW) -> the bytes of PIL's save(**save_options)."""
   Image = _pil()
   arr = np.asarray(array)
   if arr.dtype != np.uint8:
-    raise ImageError(f"encode_jpeg: expected uint8, got {arr.dtype}")
+    raise ImageError(f"{caller}: expected uint8, got {arr.dtype}")
   if arr.ndim == 3 and arr.shape[2] == 1:
     arr = arr[..., 0]
   buf = io.BytesIO()
-  Image.fromarray(arr).save(buf, format="JPEG", quality=int(quality))
+  Image.fromarray(arr).save(buf, **save_options)
   return buf.getvalue()
+
+
+def encode_jpeg(array: np.ndarray, quality: int = 90) -> bytes:
+  """HxWx3 (or HxW) uint8 -> JPEG bytes; deterministic for the same input."""
+  return _encode(array, "encode_jpeg", format="JPEG", quality=int(quality))
 
 
 def encode_png(array: np.ndarray) -> bytes:
   """HxWx{1,3,4} or HxW uint8 -> PNG bytes (lossless)."""
-  Image = _pil()
-  arr = np.asarray(array)
-  if arr.dtype != np.uint8:
-    raise ImageError(f"encode_png: expected uint8, got {arr.dtype}")
-  if arr.ndim == 3 and arr.shape[2] == 1:
-    arr = arr[..., 0]
-  buf = io.BytesIO()
-  Image.fromarray(arr).save(buf, format="PNG")
-  return buf.getvalue()
+  return _encode(array, "encode_png", format="PNG")
 
 
 def is_jpeg(data: bytes) -> bool:
