@@ -22,6 +22,24 @@ def _plt():
   return plt
 
 
+def _finish(plt, fig, ax, path: str, title: str, xlabel: str, ylabel: str, legend_loc,
+            legend_size: int) -> str:
+  """What every figure ends with: y in [0, 1.02], labels, grid, the legend (legend_loc None:
+  no entries, no legend), and the PNG written to `path` (folders made). Returns path."""
+  ax.set_ylim(0.0, 1.02)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(True, alpha=0.3)
+  if legend_loc:
+    ax.legend(loc=legend_loc, fontsize=legend_size)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path)
+  plt.close(fig)
+  return path
+
+
 def _curve_plot(path: str, curves: Mapping[str, np.ndarray], thresholds, scores: Mapping[str, float],
                 title: str, xlabel: str, ylabel: str, score_fmt: str) -> str:
   plt = _plt()
@@ -31,18 +49,7 @@ def _curve_plot(path: str, curves: Mapping[str, np.ndarray], thresholds, scores:
     y = np.asarray(curves[name], dtype=np.float64)
     ax.plot(thresholds, y, linewidth=2, label=f"{name} [{score_fmt.format(scores[name])}]")
   ax.set_xlim(float(np.min(thresholds)), float(np.max(thresholds)))
-  ax.set_ylim(0.0, 1.02)
-  ax.set_xlabel(xlabel)
-  ax.set_ylabel(ylabel)
-  ax.set_title(title)
-  ax.grid(True, alpha=0.3)
-  if curves:
-    ax.legend(loc="best", fontsize=9)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  plt.close(fig)
-  return path
+  return _finish(plt, fig, ax, path, title, xlabel, ylabel, "best" if curves else None, 9)
 
 
 def success_plot(path: str, summaries: Mapping[str, Mapping], title: str = "Success plot (OPE)") -> str:
@@ -86,18 +93,8 @@ def accuracy_robustness_plot(path: str, summaries: Mapping[str, Mapping],
     ax.scatter([s["robustness"]], [s["accuracy"]], s=60,
                label=f"{name} [A {s['accuracy']:.2f}, R {s['robustness']:.2f}, {s['drops']} drops]")
   ax.set_xlim(0.0, 1.02)
-  ax.set_ylim(0.0, 1.02)
-  ax.set_xlabel("Robustness exp(-30 drops / frames)")
-  ax.set_ylabel("Accuracy (mean IoU)")
-  ax.set_title(title)
-  ax.grid(True, alpha=0.3)
-  if summaries:
-    ax.legend(loc="lower left", fontsize=8)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path)
-  plt.close(fig)
-  return path
+  return _finish(plt, fig, ax, path, title, "Robustness exp(-30 drops / frames)",
+                 "Accuracy (mean IoU)", "lower left" if summaries else None, 8)
 
 
 def ope_plots(output_dir: str, summaries: Mapping[str, Mapping], suffix: str = "",
