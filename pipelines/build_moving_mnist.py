@@ -139,7 +139,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
   if runner.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
     return {}
-  counters = runner.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist")
+  counters = runner.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist",
+                            splits=SPLITS)
   opts = runner.make_pipeline_options(argv).view_as(MovingMnistJobOptions)
   common.write_previews(opts, dataset_name(opts), SPLITS)
   return counters

@@ -305,3 +305,20 @@ class SyntheticJobOptions(DatasetJobOptions, GeneratorOptions, SyntheticOptions,
 
 class MovingMnistJobOptions(DatasetJobOptions, GeneratorOptions, MovingMnistOptions):
   """The flags build_moving_mnist reads (composed; defines none itself)."""
+
+
+# ---------------------------------------------------------------------------
+# Runners
+# ---------------------------------------------------------------------------
+
+
+class DaskClusterOptions(PipelineOptions):
+  """--runner=DaskRunner without a scheduler address: the local cluster's size."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument(
+        "--dask_workers", type=int, default=None,
+        help="With --runner=DaskRunner and neither --dask_client_address nor "
+             "--dask_scheduler_file: start a local Dask cluster of this many worker "
+             "processes, one thread each (default: the number of CPU cores).")
