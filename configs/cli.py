@@ -1,5 +1,5 @@
 """One-line errors for the project's command lines (train.train, model.export,
-model.summary, train.track, train.evaluate; the Beam jobs have their own runner).
+train.track, train.evaluate; the Beam jobs have their own runner).
 
 An expected failure (a bad flag value, a missing or unreadable file, bad data:
 ValueError and OSError, which ConfigError and the commands' own errors derive

@@ -1,7 +1,13 @@
 """Exports a trained tracker as a SavedModel a serving system can call statelessly.
 
     python -m model.export --model_dir runs/re3_small --export_dir exports/re3_small
+    python -m model.export --model_dir runs/re3_small --format tflite --quantize int8 \
+        --calibration calib.npz --export_dir exports/re3_small_int8.tflite
     saved_model_cli show --dir exports/re3_small --all
+
+--format tflite|onnx writes the one-step function (model/step_graph.py) as one
+file for LiteRT / onnxruntime; --quantize bf16 (SavedModel), fp16|dynamic|int8
+(LiteRT), dynamic|int8 (ONNX): model/export_formats.py. model.tracker loads them all.
 
 The model_dir is a training directory (config.yaml + checkpoints holding the
 network as `model=`); a checkpoint prefix can be given with --checkpoint.
@@ -39,12 +45,16 @@ from typing import Dict, Optional  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from configs import cli as cli_errors  # noqa: E402
+from model import export_formats  # noqa: E402
 from model.loading import load_model  # noqa: E402
 from model.tracking_graphs import Re3Graph, RLAgentGraph  # noqa: E402
 
 RE3_SIGNATURES = ("init", "track_step", "track_step_crops", "init_batch", "track_step_batch",
                   "track_step_crops_batch", "crop_batch", "track_step_carry_batch")
 RL_SIGNATURES = ("step", "track")
+# What the command ends with one line (exit 2): bad paths and models, TF's file errors included.
+EXPECTED_ERRORS = cli_errors.EXPECTED_ERRORS + (tf.errors.OpError,)
 
 
 def _signatures(module, names) -> Dict[str, object]:
@@ -66,13 +76,36 @@ def export_rl_agent(agent, export_dir: str) -> str:
   return _save(RLAgentGraph(agent), RL_SIGNATURES, "track", export_dir)
 
 
-def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None) -> Dict[str, str]:
-  """Restores the latest (or the given) checkpoint of `model_dir` and exports it."""
+def check_export_dir(export_dir: str) -> None:
+  """ValueError unless export_dir is new or an empty directory (checked before
+  any model is loaded)."""
+  if tf.io.gfile.exists(export_dir):
+    if not tf.io.gfile.isdir(export_dir):
+      raise ValueError(f"--export_dir {export_dir}: is a file, not a directory")
+    if tf.io.gfile.listdir(export_dir):
+      raise ValueError(f"{export_dir}: export directory exists and is not empty")
+
+
+def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None,
+           fmt: str = "savedmodel", quantize: str = "none",
+           calibration: Optional[str] = None) -> Dict[str, str]:
+  """Restores the latest (or the given) checkpoint of `model_dir` and exports it
+  (`fmt`, `quantize`, `calibration`: model/export_formats.py; Re3 only beyond
+  the float32 SavedModel)."""
+  quantize = export_formats.check_format(fmt, quantize, export_dir)
+  if fmt == "savedmodel":
+    check_export_dir(export_dir)
+  elif tf.io.gfile.exists(export_dir):
+    raise ValueError(f"--export_dir {export_dir}: exists (a {fmt} export is a new file)")
   task, net, ckpt, config_path = load_model(checkpoint or model_dir)
-  if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir):
-    raise ValueError(f"{export_dir}: export directory exists and is not empty")
+  if task != "re3" and (fmt, quantize) != ("savedmodel", "none"):
+    raise ValueError(f"{config_path}: --format {fmt} --quantize {quantize} exports Re3 trackers, "
+                     f"this is task {task!r}")
+  if fmt != "savedmodel":
+    export_formats.write_step(net, fmt, quantize, export_dir, calibration)
+    return {"task": task, "checkpoint": ckpt, "export_dir": export_dir}
   if task == "re3":
-    export_re3(net, export_dir)
+    export_re3(export_formats.savedmodel_net(net, quantize), export_dir)
   else:
     export_rl_agent(net, export_dir)
   # The model config beside the graph, for people (loading needs only the SavedModel).
@@ -90,6 +123,8 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
   flags.DEFINE_string("checkpoint", None, "A checkpoint prefix to export instead of the latest.",
                       flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
+  export_formats.define_flags(flag_values)
 
 
 def main(argv, flag_values=None):
@@ -97,11 +132,12 @@ def main(argv, flag_values=None):
   FLAGS = flag_values or flags.FLAGS  # pylint: disable=redefined-outer-name,invalid-name
   if not FLAGS.model_dir or not FLAGS.export_dir:
     raise app.UsageError("--model_dir and --export_dir are required")
-  info = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint)
+  info = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.checkpoint, FLAGS.format, FLAGS.quantize,
+                FLAGS.calibration)
   logging.info("exported %s", info)
   print(f"exported {info['task']} from {info['checkpoint']} to {info['export_dir']}")
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(cli_errors.guarded("model.export", main, flags.FLAGS, EXPECTED_ERRORS))

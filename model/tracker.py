@@ -31,9 +31,17 @@ any frame and all of them run in one batched step. Loading (model_dir,
 checkpoint or SavedModel) is model/loading.py.
 
 Bad input: a box with zero or negative size, NaN, or wholly outside the
-image is a ValueError; frames may change size within a sequence; a target
-that leaves the image keeps being tracked and is reported with ok=False while
-its box does not overlap the frame.
+image is a ValueError; a target that leaves the image keeps being tracked and
+is reported with ok=False while its box does not overlap the frame. A refused
+call leaves the tracker as it was (a bad box given to `init` keeps the running
+target).
+
+Frame size: a tracking session (from `init`, or the first `add` on an empty
+Re3MultiTracker, until the last target is removed) keeps one frame size. A
+frame of another size is refused with a ValueError naming both sizes, the
+state unchanged: the boxes are pixels of the session's frames, and whether a
+new size is the same view rescaled or another view is not known here. Resize
+the frames, or start again with `init` on the new size.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ import tensorflow as tf
 
 from configs.model import RESET_EVERY
 from model import geometry
-from model.loading import load_re3_graph, load_rl_graph
+from model.loading import load_rl_graph
+from model.runtimes import graph_for_net, load_re3_runtime, precision_of
 from model.tracker_inputs import as_rgb, box_overlaps_image, check_box_xywh
 from model.tracking_graphs import STATE_PARTS, Re3Graph, RLAgentGraph
 
@@ -62,13 +71,17 @@ class _Re3Loaders:
   """`load` and `from_net` of the Re3 trackers (both are built from a graph)."""
 
   @classmethod
-  def load(cls, path: str, reset_period: Optional[int] = RESET_EVERY):
-    """From an exported SavedModel or a training model_dir (or checkpoint prefix)."""
-    return cls(load_re3_graph(path), reset_period)
+  def load(cls, path: str, reset_period: Optional[int] = RESET_EVERY,
+           precision: Optional[str] = None):
+    """From an exported SavedModel, a `.tflite` / `.onnx` step export, or a
+    training model_dir (or checkpoint prefix); `precision` ('bf16', 'int8',
+    'auto') for a model_dir: model.runtimes.load_re3_runtime."""
+    return cls(load_re3_runtime(path, precision), reset_period)
 
   @classmethod
-  def from_net(cls, net, reset_period: Optional[int] = RESET_EVERY):
-    return cls(Re3Graph(net), reset_period)
+  def from_net(cls, net, reset_period: Optional[int] = RESET_EVERY,
+               precision: Optional[str] = None):
+    return cls(graph_for_net(net, precision), reset_period)
 
 
 class Re3MultiTracker(_Re3Loaders):
@@ -89,6 +102,7 @@ class Re3MultiTracker(_Re3Loaders):
     self.reset_period = int(reset_period or 0)
     self._units = int(graph.lstm_units.numpy())
     self._s = int(graph.crop_size.numpy())
+    self.precision = precision_of(graph)   # float32, bf16, fp16 or int8
     # The hot path calls the concrete function directly: skips the tf.function
     # argument matching (about 0.5 ms a call on CPU, 7% of a re3_small step).
     self._carry = _concrete(graph.track_step_carry_batch)
@@ -103,6 +117,15 @@ class Re3MultiTracker(_Re3Loaders):
     self._state = tf.zeros([0, STATE_PARTS, self._units])
     self._initial = tf.zeros([0, STATE_PARTS, self._units])
     self._crops = tf.zeros([0, self._s, self._s, 3])
+    self._hw: Optional[Tuple[int, int]] = None   # frame size of the session
+
+  def _check_size(self, img: np.ndarray) -> None:
+    """ValueError naming both sizes when img is not the session's frame size."""
+    hw = (int(img.shape[0]), int(img.shape[1]))
+    if self._hw is not None and hw != self._hw:
+      raise ValueError(f"frame is {hw[1]}x{hw[0]} but this tracking session's frames are "
+                       f"{self._hw[1]}x{self._hw[0]} (width x height): resize the frame, or "
+                       "call init on the new size to start again")
 
   @property
   def target_ids(self):
@@ -121,6 +144,8 @@ class Re3MultiTracker(_Re3Loaders):
   def add_many(self, image, boxes: Dict[Hashable, Iterable[float]]) -> None:
     """Starts several targets on the same image with one batched init."""
     img = as_rgb(image)
+    if self._ids:
+      self._check_size(img)
     h, w = img.shape[:2]
     new_ids, new_boxes = [], []
     for tid, box in boxes.items():
@@ -140,6 +165,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._state = tf.concat([self._state, state], 0)
     self._initial = tf.concat([self._initial, state], 0)
     self._crops = tf.concat([self._crops, crops], 0)
+    self._hw = (int(h), int(w))
 
   def remove(self, target_id: Hashable) -> None:
     if target_id not in self._ids:
@@ -152,6 +178,8 @@ class Re3MultiTracker(_Re3Loaders):
     self._state = tf.gather(self._state, keep)
     self._initial = tf.gather(self._initial, keep)
     self._crops = tf.gather(self._crops, keep)
+    if not self._ids:
+      self._hw = None
 
   def box(self, target_id) -> np.ndarray:
     return self._boxes[self._ids.index(target_id)].astype(np.float64)
@@ -164,6 +192,7 @@ class Re3MultiTracker(_Re3Loaders):
     img = as_rgb(image)
     if not self._ids:
       return {}
+    self._check_size(img)
     counts = self._counts + 1
     if self.reset_period:
       reset = (counts % self.reset_period) == 0
@@ -198,8 +227,12 @@ class Re3Tracker(_Re3Loaders):
     return self._multi.reset_period
 
   def init(self, image, box_xywh) -> None:
+    """Starts (or restarts) tracking; a bad image or box is refused before the
+    running target is touched."""
+    img = as_rgb(image)
+    check_box_xywh(box_xywh, img.shape[0], img.shape[1])
     self._multi.clear()
-    self._multi.add(0, image, box_xywh)
+    self._multi.add(0, img, box_xywh)
 
   def update(self, image) -> Tuple[bool, np.ndarray]:
     if not len(self._multi):
@@ -250,6 +283,7 @@ class RLAgentTracker:
     img = as_rgb(image)
     if box_xywh is not None:
       check_box_xywh(box_xywh, img.shape[0], img.shape[1])
+    self._frame(img)                     # a refused frame leaves the running state as it was
     self._state = tf.zeros([1, 2, self._units])
     self.initial_prediction_xywh = self._run(img)
 

@@ -88,11 +88,13 @@ def test_still_label_keeps_box_and_shifted_label_moves_it():
   np.testing.assert_allclose(out[:, 1:], [box[1:]] * 3, atol=1e-3)
 
 
-def test_target_leaving_image_and_frames_changing_size():
+def test_target_leaving_image():
   net = tu.tiny_re3(seed=3)
   tu.set_head(net, (5.5, 2.5, 10.5, 7.5))   # 0.6 w to the right per frame
   tracker = Re3Tracker.from_net(net)
-  sizes = [(100, 160), (120, 200), (90, 150), (100, 160), (100, 160), (100, 160)]
+  # (a session keeps one frame size: frames of another size are refused, see
+  # tests/test_reliability_track.py)
+  sizes = [(100, 160)] * 6
   tracker.init(np.zeros(sizes[0] + (3,), np.uint8), (100, 40, 20, 20))
   oks, xs = [], []
   for h, w in sizes[1:]:
@@ -100,7 +102,7 @@ def test_target_leaving_image_and_frames_changing_size():
     oks.append(ok)
     xs.append(box[0])
   np.testing.assert_allclose(xs, 100 + 12 * np.arange(1, 6), atol=1e-3)
-  # x = 112 (in 160 / 200 wide frames), 124 (< 150), 136, 148, 160 (>= 160: off the frame)
+  # x = 112, 124, 136, 148, 160 (>= 160: off the frame)
   assert oks == [True, True, True, True, False]
 
 

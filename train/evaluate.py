@@ -46,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from configs import cli as cli_errors  # noqa: E402
 from model.tracker import RESET_EVERY  # noqa: E402
 from train.eval import cli, datasets, experiment, protocols, scoring, trackers  # noqa: E402
 
@@ -79,6 +80,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_integer("vot_burn_in", 10,
                        "VOT: frames after each initialization left out of accuracy.",
                        flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def main(argv, flag_values=None):
@@ -103,7 +105,7 @@ def main(argv, flag_values=None):
 
 def run(argv=None):
   """Entry point: defines the flags and runs main (--help exits 0)."""
-  cli.run(main, define_flags, __doc__, "dataset", argv)
+  cli.run(main, define_flags, __doc__, "dataset", argv, prog="train.evaluate")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,16 @@ and the renderer train/eval/render.py; installed, the command is also `re3-track
 Output: one `x,y,w,h` line per frame (the first is the initial box) on stdout
 or in --output; --render writes the frames with the box drawn as a GIF (PIL)
 or MP4 (OpenCV); the frame rate is printed at the end on stderr, both for the
-tracker alone and end to end (decoding included).
+tracker alone and end to end (decoding included). --output and --render are
+written under a temporary name and renamed when tracking ends, so a failed
+run leaves no partial file (and an earlier file of that name as it was).
+
+Errors: a missing or unreadable input, a malformed --box, a bad --render
+extension, a frame that does not decode or whose size differs from the first
+frame's end the command with one line `train.track: message` and exit 2 (the
+traceback with --verbose). A video that ends before the frame count of its
+header (truncated, or a frame that does not decode) gives a warning with both
+counts; with --strict it exits 2 (the boxes of the decoded frames are kept).
 """
 
 from __future__ import annotations
@@ -36,9 +45,13 @@ from typing import Optional  # noqa: E402
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 
+from configs import cli as cli_errors  # noqa: E402
 from model.tracker import RESET_EVERY  # noqa: E402
 from pipelines.readers import sequences as sequence_readers  # noqa: E402
 from train.eval import cli, frames, render as render_lib, trackers  # noqa: E402
+
+
+PROG = "train.track"
 
 
 def parse_box(text: str) -> np.ndarray:
@@ -60,9 +73,17 @@ def track(tracker, source: frames.FrameSource, box_xywh, out,
   """
   t_start = time.perf_counter()
   times = []
+  first_hw = None
   for frame in source:
     if max_frames and len(times) >= max_frames:
       break
+    if first_hw is None:
+      first_hw = frame.shape[:2]
+    elif frame.shape[:2] != first_hw:
+      raise ValueError(
+          f"{source.path}: frame {len(times) + 1} is {frame.shape[1]}x{frame.shape[0]} but the "
+          f"first frame is {first_hw[1]}x{first_hw[0]} (width x height): a tracking session "
+          "keeps one frame size; resize the frames to one size")
     t0 = time.perf_counter()
     if not times:
       tracker.init(frame, box_xywh)
@@ -115,6 +136,20 @@ def define_flags(flag_values=flags.FLAGS):
                        flag_values=flag_values)
   flags.DEFINE_integer("reset_period", RESET_EVERY,
                        "Re3 LSTM reset period (0 = never).", flag_values=flag_values)
+  flags.DEFINE_bool("strict", False, "Exit 2 when a video ends before the frame count of its "
+                    "header (default: a warning).", flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
+
+
+def _partial_name(path: str) -> str:
+  """A temporary name beside `path` with its extension (writers pick the format by it)."""
+  root, ext = os.path.splitext(path)
+  return f"{root}.partial-{os.getpid()}{ext}"
+
+
+def _discard(path: Optional[str]) -> None:
+  if path and os.path.exists(path):
+    os.remove(path)
 
 
 def main(argv, flag_values=None):
@@ -131,22 +166,46 @@ def main(argv, flag_values=None):
     box = source.first_box_xywh
   else:
     raise app.UsageError("--box is required (the input has no ground truth)")
+  render_tmp = render = None
+  if FLAGS.render:   # checked before the model is loaded
+    if os.path.splitext(FLAGS.render)[1].lower() not in render_lib.RENDER_EXTENSIONS:
+      raise ValueError(f"--render must end in {', '.join(render_lib.RENDER_EXTENSIONS)}, "
+                       f"got {FLAGS.render!r}")
+    render_tmp = _partial_name(FLAGS.render)
+    render = render_lib.Renderer(render_tmp, FLAGS.render_fps)
   tracker = trackers.load_tracker(FLAGS.model, FLAGS.reset_period)
-  render = render_lib.Renderer(FLAGS.render, FLAGS.render_fps) if FLAGS.render else None
-  out = open(FLAGS.output, "w") if FLAGS.output else sys.stdout
+  output_tmp = _partial_name(FLAGS.output) if FLAGS.output else None
+  done = False
   try:
-    result = track(tracker, source, box, out, render, FLAGS.max_frames)
+    out = open(output_tmp, "w") if output_tmp else sys.stdout
+    try:
+      result = track(tracker, source, box, out, render, FLAGS.max_frames)
+    finally:
+      if output_tmp:
+        out.close()
+      if render is not None:
+        render.close()
+    for tmp, final in ((output_tmp, FLAGS.output), (render_tmp, FLAGS.render)):
+      if tmp and os.path.exists(tmp):
+        os.replace(tmp, final)
+    done = True
   finally:
-    if FLAGS.output:
-      out.close()
-    if render is not None:
-      render.close()
+    if not done:
+      _discard(output_tmp)
+      _discard(render_tmp)
   print(fps_report(result, render is not None), file=sys.stderr)
+  if source.truncated:
+    message = (f"--input {FLAGS.input}: the video header says {source.expected_frames} frames "
+               f"but {source.frames_read} could be decoded (truncated file or a corrupt frame); "
+               f"the boxes cover the {source.frames_read} decoded frames")
+    if FLAGS.strict:
+      raise ValueError(message + " (--strict)")
+    print(f"train.track: warning: {message}", file=sys.stderr)
 
 
 def run(argv=None):
   """Console-script entry point (`re3-track`); --help exits 0."""
-  cli.run(main, define_flags, __doc__, "input", argv)
+  cli.run(main, define_flags, __doc__, "input", argv, prog=PROG)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """What the absl command lines of evaluation and tracking (train.evaluate,
-train.track) share: running `main` with `--help` that exits 0.
+train.track) share: running `main` with `--help` that exits 0, and expected
+errors ending in one line `prog: message` with exit 2 (configs/cli.py; the
+traceback with --verbose).
 
 absl's own --help exits with status 1; here -h / --help / --helpshort print the
 command's docstring and its flags and exit 0, also when the command runs as an
@@ -13,6 +15,11 @@ from typing import Callable, List, Optional, Sequence
 
 from absl import app, flags
 
+from configs import cli as cli_errors
+
+# What the commands turn into one line: bad values and files, and a missing
+# optional dependency (OpenCV), whose message names the package.
+EXPECTED_ERRORS = cli_errors.EXPECTED_ERRORS + (ImportError,)
 HELP_ARGS = ("-h", "-?", "--help", "--helpshort")
 
 
@@ -23,9 +30,11 @@ def help_text(doc: str, flag_name: str, flag_values=flags.FLAGS) -> str:
 
 
 def run(main: Callable, define_flags: Callable[[], None], doc: str, flag_name: str,
-        argv: Optional[Sequence[str]] = None) -> None:
-  """define_flags(), then absl's app.run(main); --help prints help_text and exits 0."""
+        argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> None:
+  """define_flags(), then absl's app.run(main); --help prints help_text and exits 0;
+  an expected error ends in one line `prog: message` and exit 2."""
   define_flags()
+  prog = prog or flag_name
 
   def parse(args: List[str]):
     words = list(args[1:])
@@ -36,4 +45,5 @@ def run(main: Callable, define_flags: Callable[[], None], doc: str, flag_name: s
       sys.exit(0)
     return flags.FLAGS(args)
 
-  app.run(main, argv=list(argv) if argv is not None else None, flags_parser=parse)
+  app.run(cli_errors.guarded(prog, main, flags.FLAGS, EXPECTED_ERRORS),
+          argv=list(argv) if argv is not None else None, flags_parser=parse)

@@ -9,7 +9,10 @@
   * an image-list file: one image path per line, relative to the list's folder
     (blank lines and `#` comments skipped).
 
-Frames are decoded lazily, one at a time, as HxWx3 uint8 RGB.
+Frames are decoded lazily, one at a time, as HxWx3 uint8 RGB. A video keeps
+the frame count its header promises (`expected_frames`) and the count decoded
+(`frames_read`): a truncated file or a frame that does not decode ends the
+video early, and `truncated` says so once it has been read to its end.
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ class FrameSource:
     self.first_box_xywh: Optional[np.ndarray] = None
     self._paths: Optional[List[str]] = None
     self._video = None
+    self.expected_frames: Optional[int] = None   # a video header's frame count
+    self.frames_read = 0                         # frames decoded by the last pass
+    self.read_to_end = False
     if kind is not None and kind not in sequence_readers.KINDS:
       raise ValueError(f"--kind must be one of {sequence_readers.KINDS}, got {kind!r}")
     if not os.path.exists(path):
@@ -86,31 +92,43 @@ class FrameSource:
       self._paths = self._paths[first:]     # tracking starts where the target is first given
       self.first_box_xywh = geometry.xyxy_to_xywh(seq.boxes_xyxy[first])
 
+  @property
+  def truncated(self) -> bool:
+    """True when a video read to its end gave fewer frames than its header says."""
+    return bool(self.read_to_end and self.expected_frames
+                and self.frames_read < self.expected_frames)
+
   def __iter__(self) -> Iterator[np.ndarray]:
+    self.frames_read, self.read_to_end = 0, False
     if self._paths is not None:
       for p in self._paths:
         yield load_image_rgb(p)
+        self.frames_read += 1
+      self.read_to_end = True
       return
-    yield from _video_frames(self._video)
+    yield from self._video_frames()
 
-
-def _video_frames(path: str) -> Iterator[np.ndarray]:
-  try:
-    import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError("reading video files needs opencv-contrib-python-headless") from e
-  cap = cv2.VideoCapture(path)
-  if not cap.isOpened():
-    raise ValueError(f"{path}: cannot open video")
-  try:
-    n = 0
-    while True:
-      ok, frame = cap.read()
-      if not ok:
-        break
-      n += 1
-      yield np.ascontiguousarray(frame[..., ::-1])
-    if n == 0:
-      raise ValueError(f"{path}: no frames could be decoded")
-  finally:
-    cap.release()
+  def _video_frames(self) -> Iterator[np.ndarray]:
+    try:
+      import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ImportError("reading video files needs opencv-contrib-python-headless") from e
+    path = self._video
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+      raise ValueError(f"--input {path}: cannot open the video (unreadable, or not a video "
+                       "OpenCV can decode)")
+    try:
+      count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+      self.expected_frames = count if count > 0 else None
+      while True:
+        ok, frame = cap.read()
+        if not ok:
+          break
+        self.frames_read += 1
+        yield np.ascontiguousarray(frame[..., ::-1])
+      if self.frames_read == 0:
+        raise ValueError(f"--input {path}: no frame of the video could be decoded")
+      self.read_to_end = True
+    finally:
+      cap.release()

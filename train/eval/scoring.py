@@ -7,6 +7,8 @@
   vot  supervised (Re3 Table I): accuracy, drops, robustness exp(-30 drops / frames)
 
 Frames the data marks as occluded are scored again on their own (`occluded`).
+A sequence without a single valid ground-truth box has no score (NaN) and says
+why in its per-sequence `no_score`; summary_lines prints it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ def score(protocol: str, seqs: List[EvalSequence], runs: List[protocols.Sequence
     _score_vot(seqs, runs, vot_burn_in, out, per_seq, has_occlusion)
   else:
     _score_one_pass(protocol, seqs, runs, out, per_seq, has_occlusion)
+  for s in seqs:
+    if not metrics.valid_ground_truth(s.gt_xyxy).any():
+      per_seq[s.name]["no_score"] = (f"none of its {len(s)} frames has a valid ground-truth "
+                                     "box (all NaN or zero size)")
   out["per_sequence"] = per_seq
   return out
 
@@ -110,4 +116,7 @@ def summary_lines(perf: Dict[str, object]) -> List[str]:
       txt += (f"  center err {r['rl_paper']['average_center_error']:.2f}px  "
               f"mean IoU {r['rl_paper']['average_iou']:.3f}")
     lines.append(f"{name:10s} {txt}  {sp['fps']:.1f} FPS")
+    for seq, scores in r.get("per_sequence", {}).items():
+      if "no_score" in scores:
+        lines.append(f"{name:10s} no score for sequence {seq!r}: {scores['no_score']}")
   return lines
