@@ -119,7 +119,8 @@ class PeepholeLSTMCell(keras.layers.Layer):
     forget_bias = self.forget_bias
 
     def bias_init(shape, dtype=None):
-      return tf.concat([tf.zeros([u]), tf.fill([u], forget_bias), tf.zeros([2 * u])], 0)
+      b = tf.concat([tf.zeros([u]), tf.fill([u], forget_bias), tf.zeros([2 * u])], 0)
+      return tf.cast(b, dtype or tf.float32)
 
     self.bias = self.add_weight(name="bias", shape=(4 * u,), initializer=bias_init)
     if self.peephole == "none":

@@ -1,0 +1,249 @@
+"""Step backends: the Re3 tracking step run by LiteRT or onnxruntime (or a
+reduced-precision TF graph) behind the graph interface `model.tracker` calls.
+
+    graph = load_re3_runtime("exports/re3_step_int8.tflite")   # or .onnx, a SavedModel, a model_dir
+    graph = graph_for_net(net, precision="auto")               # float32 / bf16 / int8, chosen at run time
+    tracker = Re3Tracker(graph)                                # what Re3Tracker.load does
+
+A step backend (`LiteRTStep`, `OnnxStep`) runs the exported one-step function
+of model.step_graph: step(prev, curr, state) -> (labels, new_state) on float32
+NumPy arrays with a batch axis of any size. It checks what it is fed against
+the model file's inputs and refuses anything else with an error naming the
+file, the input, and the expected and given shape and dtype.
+
+`StepGraph` wraps a backend in the methods `Re3MultiTracker` uses from a
+`model.tracking_graphs.Re3Graph` (init_batch, crop_batch,
+track_step_carry_batch, crop_size, lstm_units): the crops are cut on the host
+by the same geometry (`crop_windows_tf`, `geometry.crop_tf`) and labels mapped
+back by `geometry.label_to_box_tf`, and the LSTM reset pass is the same rule
+(the rows flagged `reset`: one step on (crop, crop) from the initial state,
+its state kept, its output dropped). So a .tflite or .onnx tracker behaves as
+the SavedModel tracker does, up to the runtime's float rounding (or the
+quantization).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple, Union
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from model import export_tflite, geometry, quantize
+from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
+from model.loading import load_re3_graph
+from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
+from model.tracking_graphs import STATE_PARTS, Re3Graph, crop_windows_tf
+
+RUNTIME_SUFFIXES = (export_tflite.TFLITE_SUFFIX, ONNX_SUFFIX)
+
+
+def _threads(num_threads: Optional[int]) -> int:
+  return int(num_threads or os.cpu_count() or 1)
+
+
+class _CheckedStep:
+  """Input checks shared by the backends (the file's input shapes are the truth)."""
+
+  name = "?"
+  crop_size = 0
+  lstm_units = 0
+
+  def _check(self, prev, curr, state) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s, u = self.crop_size, self.lstm_units
+    want = {"prev": (s, s, 3), "curr": (s, s, 3), "state": (STATE_PARTS, u)}
+    out = []
+    for key, value in zip(STEP_INPUTS, (prev, curr, state)):
+      a = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+      if a.dtype != np.float32 or a.ndim != 1 + len(want[key]) or tuple(a.shape[1:]) != want[key]:
+        raise ValueError(f"{self.name}: input {key!r} must be float32 [B, "
+                         f"{', '.join(map(str, want[key]))}], got {a.dtype} {list(a.shape)}")
+      out.append(a)
+    if not out[0].shape[0] == out[1].shape[0] == out[2].shape[0]:
+      raise ValueError(f"{self.name}: prev, curr and state must have the same batch size, got "
+                       f"{[a.shape[0] for a in out]}")
+    return tuple(out)
+
+
+def _tflite_precision(tensor_dtypes) -> str:
+  kinds = {np.dtype(d).name for d in tensor_dtypes}
+  if "int8" in kinds:
+    return "int8"
+  if "float16" in kinds:
+    return "fp16"
+  return "float32"
+
+
+class LiteRTStep(_CheckedStep):
+  """The step of a .tflite export (or its bytes) run by the ai-edge-litert interpreter."""
+
+  def __init__(self, model: Union[str, bytes], num_threads: Optional[int] = None,
+               name: Optional[str] = None):
+    try:
+      from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top  # optional extra
+    except ImportError:
+      raise missing_extra("ai-edge-litert", quantize.LITERT_EXTRA, "a LiteRT (.tflite) model") from None
+    self.name = name or (model if isinstance(model, str) else "<tflite bytes>")
+    kw = {"model_path": model} if isinstance(model, str) else {"model_content": model}
+    try:
+      self._interpreter = Interpreter(num_threads=_threads(num_threads), **kw)
+      self._runner = self._interpreter.get_signature_runner(STEP_SIGNATURE)
+    except (ValueError, RuntimeError) as e:
+      raise ValueError(f"{self.name}: not a Re3 step export of model.export_tflite ({e})") from None
+    inputs = self._runner.get_input_details()
+    if set(inputs) != set(STEP_INPUTS):
+      raise ValueError(f"{self.name}: inputs {sorted(inputs)}, a Re3 step has {list(STEP_INPUTS)}")
+    self.crop_size = int(inputs["prev"]["shape_signature"][1])
+    self.lstm_units = int(inputs["state"]["shape_signature"][2])
+    self.precision = _tflite_precision(t["dtype"] for t in self._interpreter.get_tensor_details())
+
+  def step(self, prev, curr, state):
+    prev, curr, state = self._check(prev, curr, state)
+    out = self._runner(prev=prev, curr=curr, state=state)
+    return out["labels"], out["new_state"]
+
+
+class OnnxStep(_CheckedStep):
+  """The step of a .onnx export run by onnxruntime (CPU)."""
+
+  def __init__(self, path: str, num_threads: Optional[int] = None):
+    try:
+      import onnxruntime as ort  # pylint: disable=g-import-not-at-top  # optional extra
+    except ImportError:
+      raise missing_extra("onnxruntime", ONNX_EXTRA, "an ONNX (.onnx) model") from None
+    self.name = path
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = _threads(num_threads)
+    try:
+      self._session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types  # pylint: disable=broad-except
+      raise ValueError(f"{path}: onnxruntime cannot load it ({e})") from None
+    inputs = {i.name: i for i in self._session.get_inputs()}
+    if set(inputs) != set(STEP_INPUTS):
+      raise ValueError(f"{path}: inputs {sorted(inputs)}, a Re3 step has {list(STEP_INPUTS)}")
+    self.crop_size = int(inputs["prev"].shape[1])
+    self.lstm_units = int(inputs["state"].shape[2])
+    ops = {n.op_type for n in _onnx_nodes(path)}
+    self.precision = "int8" if ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"} \
+        else "float32"
+
+  def step(self, prev, curr, state):
+    prev, curr, state = self._check(prev, curr, state)
+    labels, new_state = self._session.run(["labels", "new_state"],
+                                          {"prev": prev, "curr": curr, "state": state})
+    return labels, new_state
+
+
+def _onnx_nodes(path: str):
+  try:
+    import onnx  # pylint: disable=g-import-not-at-top  # optional extra
+  except ImportError:
+    return []
+  return onnx.load(path, load_external_data=False).graph.node
+
+
+def load_step_backend(path: str, num_threads: Optional[int] = None):
+  if path.endswith(export_tflite.TFLITE_SUFFIX):
+    return LiteRTStep(path, num_threads)
+  if path.endswith(ONNX_SUFFIX):
+    return OnnxStep(path, num_threads)
+  raise ValueError(f"{path}: a step export ends in one of {RUNTIME_SUFFIXES}")
+
+
+class StepGraph:
+  """The Re3Graph methods Re3MultiTracker calls, around a step backend."""
+
+  def __init__(self, backend):
+    self.backend = backend
+    s, u = int(backend.crop_size), int(backend.lstm_units)
+    self._s, self._u = s, u
+    self.crop_size = tf.constant(s)
+    self.lstm_units = tf.constant(u)
+    self.precision = backend.precision
+    img = tf.TensorSpec([None, None, 3], tf.uint8)
+    boxes = tf.TensorSpec([None, 4], tf.float32)
+    self._cut = tf.function(self._cut_fn, input_signature=[img, boxes])
+    self._finish = tf.function(self._finish_fn, input_signature=[
+        img, tf.TensorSpec([None, 4], tf.float32), boxes])
+
+  def _crops(self, image, windows):
+    n = tf.shape(windows)[0]
+    return geometry.crop_tf(image[None], windows, tf.zeros([n], tf.int32), self._s)
+
+  def _cut_fn(self, image, boxes):
+    windows = crop_windows_tf(boxes)
+    return {"crops": self._crops(image, windows), "windows": windows}
+
+  def _finish_fn(self, image, labels, windows):
+    out = geometry.xyxy_to_xywh_tf(geometry.label_to_box_tf(labels, windows))
+    return {"boxes": out, "crops": self._crops(image, crop_windows_tf(out))}
+
+  def crop_batch(self, image, boxes):
+    return {"crops": self._cut(image, boxes)["crops"]}
+
+  def init_batch(self, image, boxes):
+    crops = self._cut(image, boxes)["crops"].numpy()
+    zero = np.zeros([len(crops), STATE_PARTS, self._u], np.float32)
+    _, state = self.backend.step(crops, crops, zero)
+    return {"state": tf.constant(state)}
+
+  def track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
+    cut = self._cut(image, boxes)
+    labels, new_state = self.backend.step(prev_crops, cut["crops"], state)
+    fin = self._finish(image, tf.constant(labels), cut["windows"])
+    rows = np.flatnonzero(np.asarray(reset))
+    if rows.size:                                  # the LSTM reset pass, as Re3Graph._reset_rows
+      crops = fin["crops"].numpy()[rows]
+      initial = np.asarray(initial_state)[rows]
+      _, reset_state = self.backend.step(crops, crops, initial)
+      new_state = np.array(new_state)
+      new_state[rows] = reset_state
+    return {"boxes": fin["boxes"], "state": tf.constant(new_state), "crops": fin["crops"]}
+
+
+def precision_of(graph) -> str:
+  """float32, bf16, fp16 or int8: what a tracker's graph computes in."""
+  if hasattr(graph, "precision"):
+    return str(graph.precision)
+  dtypes = {v.dtype for v in getattr(graph, "net_variables", [])}
+  return "bf16" if tf.bfloat16 in dtypes else "float32"
+
+
+def graph_for_net(net, precision: Optional[str] = None):
+  """A tracking graph for `net` in `precision` ('float32', 'bf16', 'int8',
+  'auto'; None = float32), chosen and logged by quantize.choose_precision.
+  `net`'s own weights stay float32."""
+  if precision in (None, "float32"):
+    return Re3Graph(net)
+  choice = quantize.choose_precision(precision)
+  logging.info("%s: %s", net.name, choice)
+  if choice.precision == "bf16":
+    graph = Re3Graph(quantize.bf16_net(net))
+  elif choice.precision == "int8":
+    data = export_tflite.convert_step(net, "dynamic")
+    graph = StepGraph(LiteRTStep(data, name=f"{net.name} (int8 dynamic-range LiteRT)"))
+  else:
+    graph = Re3Graph(net)
+  graph.precision = choice.precision
+  graph.precision_choice = choice
+  return graph
+
+
+def load_re3_runtime(path: str, precision: Optional[str] = None):
+  """A tracking graph from a .tflite / .onnx step export, a SavedModel or a
+  training model_dir; `precision` (see graph_for_net) only for a model_dir or
+  checkpoint, since an export's precision was fixed when it was written."""
+  if path.endswith(RUNTIME_SUFFIXES):
+    if precision not in (None, "float32", "auto"):
+      raise ValueError(f"{path}: a step export runs in the precision it was exported in; "
+                       f"precision={precision!r} needs a model_dir (or model.export --quantize)")
+    return StepGraph(load_step_backend(path))
+  graph = load_re3_graph(path)
+  if precision in (None, "float32"):
+    return graph
+  if not isinstance(graph, Re3Graph):
+    raise ValueError(f"{path}: a SavedModel runs in the precision it was exported in; "
+                     f"precision={precision!r} needs a model_dir (or model.export --quantize bf16)")
+  return graph_for_net(graph.net, precision)
