@@ -316,7 +316,8 @@ def check_foreign(output_dir: str, name: str, overwrite: bool) -> None:
   total = sum(len(v) for v in found.values())
   names = ", ".join(f"{k!r} ({len(v)} files)" for k, v in found.items())
   if not overwrite:
-    first = next(iter(found.values()))[0]
+    listed = [f for files in found.values() for f in files]
+    first = next((f for f in listed if _SHARD.match(f)), listed[0])
     raise JobConfigError(
         f"--output_dir {output_dir!r} holds another dataset: {names}, e.g. {first}; writing "
         f"{name!r} there would mix them. Use another --output_dir, or --overwrite to remove them")

@@ -374,3 +374,37 @@ def make_sequence_trees(root: str) -> Dict[str, Tuple[str, dict, set]]:
       index=[0, 1, 2], size=(40, 50), occlusion=[0, 1, 1])
   out["got10k"] = (got, exp, rej)
   return out
+
+
+# ---------------------------------------------------------------------------
+# Faulty inputs for the reliability tests
+# ---------------------------------------------------------------------------
+
+
+def write_otb_sequence(root: str, name: str, rows: List[str], num_images: int,
+                       seed: int, h: int = 40, w: int = 50) -> List[bytes]:
+  """An OTB folder ROOT/NAME with `num_images` frames and the ground-truth
+  `rows` as written (so a row count that differs from the image count, or a
+  row with a negative width, is exactly what is on disk). Returns the JPEGs."""
+  data = [write_jpeg(os.path.join(root, name, "img", f"{i + 1:04d}.jpg"), h, w, seed + i)
+          for i in range(num_images)]
+  write(os.path.join(root, name, "groundtruth_rect.txt"), "".join(r + "\n" for r in rows))
+  return data
+
+
+def write_record_file(path: str, records: List[bytes]) -> None:
+  """A TFRecord file holding `records` (serialized), as a job's shard."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # only the record tests need TF here
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with tf.io.TFRecordWriter(path) as w:
+    for r in records:
+      w.write(r)
+
+
+def truncate_file(path: str, keep: int) -> None:
+  """Cuts a file to its first `keep` bytes (a copy interrupted midway)."""
+  with open(path, "rb") as f:
+    data = f.read()
+  assert 0 < keep < len(data), (keep, len(data))
+  with open(path, "wb") as f:
+    f.write(data[:keep])
