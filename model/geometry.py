@@ -38,6 +38,8 @@ the graph, a TensorFlow twin with the `_tf` suffix; tests check they agree.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 
 from configs.experiment import JitterConfig
@@ -144,13 +146,18 @@ def crop_box_xyxy(boxes):
   coordinates -> 0, corners ordered, at least MIN_CROP_BOX wide and tall about
   the center. A valid box of at least MIN_CROP_BOX is returned unchanged.
   """
-  b = np.asarray(boxes, dtype=np.float64)
-  b = np.where(np.isfinite(b), b, 0.0)
-  lo = np.minimum(b[..., :2], b[..., 2:4])
-  hi = np.maximum(b[..., :2], b[..., 2:4])
+  return _crop_box_rule(np, np.asarray(boxes, dtype=np.float64))
+
+
+def _crop_box_rule(xp, b):
+  """crop_box_xyxy written once for NumPy (xp = numpy) and TensorFlow (xp = _tf_ops():
+  the same names over TF ops, which keep the input's float dtype)."""
+  b = xp.where(xp.isfinite(b), b, xp.zeros_like(b))
+  lo = xp.minimum(b[..., :2], b[..., 2:4])
+  hi = xp.maximum(b[..., :2], b[..., 2:4])
   center = (lo + hi) / 2.0
-  half = np.maximum(hi - lo, MIN_CROP_BOX) / 2.0
-  return np.concatenate([center - half, center + half], axis=-1)
+  half = xp.maximum(hi - lo, MIN_CROP_BOX) / 2.0
+  return xp.concatenate([center - half, center + half], axis=-1)
 
 
 def crop_window_xyxy(boxes, scale=CROP_SCALE):
@@ -301,15 +308,18 @@ def coverage_xyxy_tf(windows, boxes):
   return iw * ih / area
 
 
-def crop_box_xyxy_tf(boxes):
+def _tf_ops():
+  """The NumPy names _crop_box_rule uses, over TensorFlow ops (any float dtype,
+  bfloat16 included, where tf.experimental.numpy is not)."""
   tf = _tf()
-  b = tf.convert_to_tensor(boxes)
-  b = tf.where(tf.math.is_finite(b), b, tf.zeros_like(b))
-  lo = tf.minimum(b[..., :2], b[..., 2:4])
-  hi = tf.maximum(b[..., :2], b[..., 2:4])
-  center = (lo + hi) / 2.0
-  half = tf.maximum(hi - lo, MIN_CROP_BOX) / 2.0
-  return tf.concat([center - half, center + half], axis=-1)
+  return types.SimpleNamespace(
+      where=tf.where, isfinite=tf.math.is_finite, zeros_like=tf.zeros_like,
+      minimum=tf.minimum, maximum=tf.maximum,
+      concatenate=lambda parts, axis: tf.concat(parts, axis=axis))
+
+
+def crop_box_xyxy_tf(boxes):
+  return _crop_box_rule(_tf_ops(), _tf().convert_to_tensor(boxes))
 
 
 def crop_window_xyxy_tf(boxes, scale=CROP_SCALE):
