@@ -16,8 +16,8 @@ sharded writer call these):
   have no atomic create-if-absent;
 * one dataset per directory: shards of another dataset name (or a
   dataset_info.json of another name) refuse the job, unless --overwrite is
-  given, which removes that dataset's shards, its rejected-{split}.jsonl and
-  its dataset_info.json and says so. Another split of the same dataset is not
+  given, which removes that dataset's shards, its rejected-{split}.jsonl,
+  preview-{split}.png and dataset_info.json and says so. Another split of the same dataset is not
   foreign (train and val live side by side);
 * a killed run leaves `.tmp-*` shards and `*.tmp` info files; the next run of
   the same dataset and split removes them (only those: temporary shards of
@@ -292,7 +292,8 @@ def _info_splits(output_dir: str) -> List[str]:
 
 def foreign_files(output_dir: str, name: str) -> Dict[str, List[str]]:
   """Other dataset name -> its files in output_dir (shards, temporary shards;
-  its dataset_info.json and rejected files when the info is of that name)."""
+  its dataset_info.json, rejected and preview files when the info is of that
+  name)."""
   found: Dict[str, List[str]] = {}
   for entry in _listdir(output_dir):
     m = _SHARD.match(entry)
@@ -301,8 +302,8 @@ def foreign_files(output_dir: str, name: str) -> Dict[str, List[str]]:
   info_name = _info_name(output_dir)
   if info_name is not None and info_name != name:
     names = set(_listdir(output_dir))
-    extra = [INFO_NAME] + [f"rejected-{s}.jsonl" for s in _info_splits(output_dir)
-                           if f"rejected-{s}.jsonl" in names]
+    extra = [INFO_NAME] + [f for s in _info_splits(output_dir)
+                           for f in (f"rejected-{s}.jsonl", f"preview-{s}.png") if f in names]
     found.setdefault(info_name, []).extend(extra)
   return {k: sorted(v) for k, v in sorted(found.items())}
 

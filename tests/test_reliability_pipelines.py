@@ -359,6 +359,24 @@ def test_unwritable_output_dir_and_verbose(tmp_path, monkeypatch, capsys):
   assert status == 2 and "Traceback" in err and "is not writable" in last_line(err)
 
 
+def test_any_other_failure_is_one_line_exit_1(monkeypatch, capsys):
+  def boom():
+    raise RuntimeError("worker lost\n  File ...\n")
+  monkeypatch.setattr(sys, "argv", ["build_vid"])
+  with pytest.raises(SystemExit) as e:
+    runner.cli_main(boom, "build_vid")
+  err = capsys.readouterr().err
+  assert e.value.code == 1 and "Traceback" not in err
+  assert last_line(err) == ("build_vid: RuntimeError: worker lost "
+                            "(--verbose shows the traceback)")
+  monkeypatch.setattr(sys, "argv", ["build_vid", "--verbose"])
+  with pytest.raises(SystemExit) as e:
+    runner.cli_main(boom, "build_vid")
+  err = capsys.readouterr().err
+  assert e.value.code == 1 and "Traceback" in err and last_line(err) == (
+      "build_vid: RuntimeError: worker lost")
+
+
 # ---------------------------------------------------------------------------
 # 12: leftovers of a killed run
 # ---------------------------------------------------------------------------
