@@ -167,21 +167,25 @@ def crop_window_xyxy(boxes, scale=CROP_SCALE):
   return np.concatenate([c - half, c + half], axis=-1)
 
 
+def _window_frame(xp, w):
+  """(origin, size) of xyxy windows, each repeated for both corners ([..., 4]): the
+  frame Re3 labels are measured in (xp: numpy, or _tf_ops() for TensorFlow)."""
+  origin = xp.concatenate([w[..., :2], w[..., :2]], axis=-1)
+  size = xp.concatenate([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
+  return origin, size
+
+
 def box_to_label(boxes_xyxy, windows_xyxy):
   """Box in image pixels -> Re3 label (xyxy in window units, times 10)."""
   b = np.asarray(boxes_xyxy, dtype=np.float64)
-  w = np.asarray(windows_xyxy, dtype=np.float64)
-  origin = np.concatenate([w[..., :2], w[..., :2]], axis=-1)
-  size = np.concatenate([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
+  origin, size = _window_frame(np, np.asarray(windows_xyxy, dtype=np.float64))
   return (b - origin) / size * LABEL_SCALE
 
 
 def label_to_box(labels, windows_xyxy):
   """Inverse of `box_to_label`: Re3 label -> xyxy in image pixels (not clipped)."""
   l = np.asarray(labels, dtype=np.float64)
-  w = np.asarray(windows_xyxy, dtype=np.float64)
-  origin = np.concatenate([w[..., :2], w[..., :2]], axis=-1)
-  size = np.concatenate([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
+  origin, size = _window_frame(np, np.asarray(windows_xyxy, dtype=np.float64))
   return l / LABEL_SCALE * size + origin
 
 
@@ -309,8 +313,8 @@ def coverage_xyxy_tf(windows, boxes):
 
 
 def _tf_ops():
-  """The NumPy names _crop_box_rule uses, over TensorFlow ops (any float dtype,
-  bfloat16 included, where tf.experimental.numpy is not)."""
+  """The NumPy names the shared rules (_crop_box_rule, _window_frame) use, over
+  TensorFlow ops (any float dtype, bfloat16 included, where tf.experimental.numpy is not)."""
   tf = _tf()
   return types.SimpleNamespace(
       where=tf.where, isfinite=tf.math.is_finite, zeros_like=tf.zeros_like,
@@ -333,18 +337,14 @@ def crop_window_xyxy_tf(boxes, scale=CROP_SCALE):
 def box_to_label_tf(boxes_xyxy, windows_xyxy):
   tf = _tf()
   b = tf.convert_to_tensor(boxes_xyxy)
-  w = tf.cast(tf.convert_to_tensor(windows_xyxy), b.dtype)
-  origin = tf.concat([w[..., :2], w[..., :2]], axis=-1)
-  size = tf.concat([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
+  origin, size = _window_frame(_tf_ops(), tf.cast(tf.convert_to_tensor(windows_xyxy), b.dtype))
   return (b - origin) / size * LABEL_SCALE
 
 
 def label_to_box_tf(labels, windows_xyxy):
   tf = _tf()
   l = tf.convert_to_tensor(labels)
-  w = tf.cast(tf.convert_to_tensor(windows_xyxy), l.dtype)
-  origin = tf.concat([w[..., :2], w[..., :2]], axis=-1)
-  size = tf.concat([w[..., 2:4] - w[..., :2]] * 2, axis=-1)
+  origin, size = _window_frame(_tf_ops(), tf.cast(tf.convert_to_tensor(windows_xyxy), l.dtype))
   return l / LABEL_SCALE * size + origin
 
 
