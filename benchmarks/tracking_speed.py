@@ -35,7 +35,8 @@ import tensorflow as tf  # noqa: E402
 from configs.model import load_model_config  # noqa: E402
 from model import geometry  # noqa: E402
 from model.re3 import build_re3  # noqa: E402
-from model.tracker import Re3Graph, Re3MultiTracker, Re3Tracker  # noqa: E402
+from model.tracker import Re3MultiTracker, Re3Tracker  # noqa: E402
+from model.tracking_graphs import Re3Graph  # noqa: E402
 from pipelines.images import load_image_rgb  # noqa: E402
 
 GOAL = 0.90

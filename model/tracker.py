@@ -56,7 +56,7 @@ from model import geometry
 from model.loading import load_rl_graph
 from model.runtimes import graph_for_net, load_re3_runtime, precision_of
 from model.tracker_inputs import as_rgb, box_overlaps_image, check_box_xywh
-from model.tracking_graphs import STATE_PARTS, Re3Graph, RLAgentGraph
+from model.tracking_graphs import STATE_PARTS, RLAgentGraph
 
 
 def _concrete(fn):
