@@ -38,6 +38,7 @@ import uuid
 from typing import Dict, List, Mapping, Optional
 
 from pipelines.options import JobConfigError
+from pipelines.readers import fs
 
 LOCK_NAME = ".pipelines.lock"
 INFO_NAME = "dataset_info.json"
@@ -54,40 +55,16 @@ class NothingWrittenError(RuntimeError):
   """The job ran but wrote no record (every input was rejected, or none came)."""
 
 
-def _remote(path: str) -> bool:
-  return "://" in str(path)
-
-
-def _gfile():
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only for remote paths
-  return tf.io.gfile
+def _read_text(path: str) -> Optional[str]:
+  """The file's text, or None where it cannot be read (gone meanwhile, ...)."""
+  try:
+    return fs.read_text(path)
+  except Exception:  # OSError, gfile's NotFoundError  # pylint: disable=broad-except
+    return None
 
 
 def _listdir(path: str) -> List[str]:
-  if _remote(path):
-    g = _gfile()
-    return sorted(n.rstrip("/") for n in g.listdir(path)) if g.isdir(path) else []
-  return sorted(os.listdir(path)) if os.path.isdir(path) else []
-
-
-def _remove(path: str) -> None:
-  if _remote(path):
-    _gfile().remove(path)
-  else:
-    os.remove(path)
-
-
-def _read_text(path: str) -> Optional[str]:
-  try:
-    if _remote(path):
-      with _gfile().GFile(path) as f:
-        return f.read()
-    with open(path, encoding="utf-8") as f:
-      return f.read()
-  except (OSError, ValueError):
-    return None
-  except Exception:  # gfile's NotFoundError and friends  # pylint: disable=broad-except
-    return None
+  return fs.listdir(path) if fs.isdir(path) else []
 
 
 # ---------------------------------------------------------------------------
@@ -98,23 +75,14 @@ def _read_text(path: str) -> Optional[str]:
 def ensure_writable_dir(output_dir: str) -> None:
   """Creates --output_dir if needed; JobConfigError naming it when it is a
   file, cannot be created, or cannot be written."""
-  if _remote(output_dir):
-    g = _gfile()
-    if g.exists(output_dir) and not g.isdir(output_dir):
-      raise JobConfigError(f"--output_dir {output_dir!r} is a file, not a directory")
-    try:
-      g.makedirs(output_dir)
-    except Exception as e:  # pylint: disable=broad-except
-      raise JobConfigError(f"--output_dir {output_dir!r}: cannot create it ({e})") from None
-    return
-  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+  if fs.exists(output_dir) and not fs.isdir(output_dir):
     raise JobConfigError(f"--output_dir {output_dir!r} is a file, not a directory")
   try:
-    os.makedirs(output_dir, exist_ok=True)
-  except OSError as e:
-    raise JobConfigError(
-        f"--output_dir {output_dir!r}: cannot create it ({e.strerror or e})") from None
-  if not os.access(output_dir, os.W_OK | os.X_OK):
+    fs.makedirs(output_dir)
+  except Exception as e:  # OSError, or gfile's errors for URLs  # pylint: disable=broad-except
+    raise JobConfigError(f"--output_dir {output_dir!r}: cannot create it "
+                         f"({getattr(e, 'strerror', None) or e})") from None
+  if not fs.is_remote(output_dir) and not os.access(output_dir, os.W_OK | os.X_OK):
     raise JobConfigError(f"--output_dir {output_dir!r} is not writable")
 
 
@@ -158,12 +126,10 @@ class OutputDirLock:
 
   def _create(self) -> bool:
     """Creates the lock file with its content in one step; False if it exists."""
-    if _remote(self.path):
-      g = _gfile()
-      if g.exists(self.path):
+    if fs.is_remote(self.path):  # no atomic create-if-absent there: best effort
+      if fs.exists(self.path):
         return False
-      with g.GFile(self.path, "w") as f:
-        f.write(self._content)
+      fs.write_text(self.path, self._content)
       return True
     tmp = f"{self.path}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     try:
@@ -197,8 +163,8 @@ class OutputDirLock:
   def _take_stale(self, text: str) -> bool:
     """Removes the stale lock whose content is `text`; False if another job
     replaced it meanwhile (then that job's lock is put back)."""
-    if _remote(self.path):
-      _remove(self.path)
+    if fs.is_remote(self.path):
+      fs.remove(self.path)
       return True
     aside = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
     try:
@@ -252,7 +218,7 @@ class OutputDirLock:
     self._held = False
     if _read_text(self.path) == self._content:
       try:
-        _remove(self.path)
+        fs.remove(self.path)
       except Exception:  # already gone  # pylint: disable=broad-except
         pass
 
@@ -324,7 +290,7 @@ def check_foreign(output_dir: str, name: str, overwrite: bool) -> None:
         f"{name!r} there would mix them. Use another --output_dir, or --overwrite to remove them")
   for files in found.values():
     for entry in files:
-      _remove(os.path.join(output_dir, entry))
+      fs.remove(os.path.join(output_dir, entry))
   logging.warning("--overwrite: removed %d files of %s from %s", total, names, output_dir)
   print(f"--overwrite: removed {total} files of {names} from {output_dir}")
 
@@ -345,7 +311,7 @@ def clean_own_leftovers(output_dir: str, name: str, split: str) -> List[str]:
   """Removes own_leftovers (logged); returns their names."""
   left = own_leftovers(output_dir, name, split)
   for entry in left:
-    _remove(os.path.join(output_dir, entry))
+    fs.remove(os.path.join(output_dir, entry))
   if left:
     logging.warning("removed %d temporary files an interrupted run left in %s: %s",
                     len(left), output_dir, ", ".join(left))
