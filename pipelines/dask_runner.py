@@ -276,13 +276,14 @@ def _client_kwargs(options) -> dict:
 
 
 def start_local_cluster(workers: int) -> distributed.LocalCluster:
-  """A LocalCluster of `workers` processes with one thread each (no dashboard).
+  """A LocalCluster of `workers` processes with one thread each (its HTTP
+  endpoint on a free port, so that several clusters on a host do not clash).
   The scheduler runs in this process and the workers inherit its environment:
   their per-task INFO lines are silenced unless dask's logging config says otherwise."""
   logging.getLogger("distributed").setLevel(logging.WARNING)
   os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
   return distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  dashboard_address=None)
+                                  dashboard_address=":0")
 
 
 def cluster_threads(client: distributed.Client) -> int:
