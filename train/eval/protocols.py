@@ -33,6 +33,12 @@ import numpy as np
 from model import geometry
 from train.eval import metrics
 
+# VOT supervised protocol (Re3 Table I, the VOT toolkit's defaults): frames
+# between a failure and the re-initialization, and frames after each
+# initialization left out of accuracy.
+VOT_SKIP = 5
+VOT_BURN_IN = 10
+
 
 @dataclasses.dataclass
 class SequenceRun:
@@ -138,7 +144,8 @@ def run_one_pass(tracker, frames, gt_xyxy, name: str = "sequence") -> SequenceRu
   return r.result()
 
 
-def run_supervised(tracker, frames, gt_xyxy, name: str = "sequence", skip: int = 5) -> SequenceRun:
+def run_supervised(tracker, frames, gt_xyxy, name: str = "sequence",
+                   skip: int = VOT_SKIP) -> SequenceRun:
   """VOT supervised: failure at IoU 0 with a valid ground truth, re-init `skip` frames later."""
   if skip < 1:
     raise ValueError(f"skip must be >= 1, got {skip}")
@@ -168,7 +175,7 @@ def run_supervised(tracker, frames, gt_xyxy, name: str = "sequence", skip: int =
   return r.result()
 
 
-def supervised_scores(run: SequenceRun, gt_xyxy, burn_in: int = 10):
+def supervised_scores(run: SequenceRun, gt_xyxy, burn_in: int = VOT_BURN_IN):
   """metrics.vot_sequence on a supervised run (NaN IoU where the ground truth is invalid)."""
   gt = np.asarray(gt_xyxy, dtype=np.float64)
   ious = metrics.frame_ious(run.pred_xyxy, gt)
@@ -180,7 +187,7 @@ PROTOCOLS = ("ope", "vot", "vid")
 
 
 def run_protocol(protocol: str, tracker, frames, gt_xyxy, name: str = "sequence",
-                 skip: int = 5) -> SequenceRun:
+                 skip: int = VOT_SKIP) -> SequenceRun:
   if protocol in ("ope", "vid"):
     return run_one_pass(tracker, frames, gt_xyxy, name)
   if protocol == "vot":
