@@ -76,6 +76,9 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
   flags.DEFINE_integer("accuracy_frames", 40, "Frames of each dev sequence scored.",
                        flag_values=flag_values)
+  flags.DEFINE_string("cache_dir", None, "Keep the exports here, per model, and reuse them "
+                      "(fresh weights are seeded, so a config's exports repeat).",
+                      flag_values=flag_values)
   flags.DEFINE_list("calibration", ["runs/data/pre_uav123"],
                     "Track records (or a .npz of pipelines.calibration) for int8 PTQ.",
                     flag_values=flag_values)
@@ -100,25 +103,33 @@ def _calibration(spec: List[str], crop_size: int):
   return crops_from_records(spec, crop_size, tracks=8, pairs=4)
 
 
-def build_variants(net, names, calib_spec, tmp: str) -> Dict[str, object]:
-  """{name: graph} for the tracker, and the seconds each took to build."""
+def build_variants(net, names, calib_spec, out: str) -> Dict[str, object]:
+  """{name: graph} for the tracker, and the seconds each took to build. Exports
+  already in `out` (a --cache_dir of an earlier run of the same model) are reused."""
   graphs, build_s = {}, {}
   calib = None
   for name in names:
     t0 = time.perf_counter()
     if name == "fp32":
-      graphs[name] = tf.saved_model.load(export.export_re3(net, os.path.join(tmp, "fp32")))
+      path = os.path.join(out, "fp32")
+      if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        export.export_re3(net, path)
+      graphs[name] = tf.saved_model.load(path)
     elif name == "bf16":
       graphs[name] = Re3Graph(quantize.bf16_net(net))
     elif name.startswith("litert_"):
       q = {"litert_fp32": "none"}.get(name, name[len("litert_"):])
-      if q == "int8" and calib is None:
-        calib = _calibration(calib_spec, net.cfg.crop_size)
-      data = export_tflite.convert_step(net, q, calib if q == "int8" else None)
-      graphs[name] = runtimes.StepGraph(runtimes.LiteRTStep(data, name=name))
+      path = os.path.join(out, f"{name}.tflite")
+      if not os.path.exists(path):
+        if q == "int8" and calib is None:
+          calib = _calibration(calib_spec, net.cfg.crop_size)
+        export_tflite.write_tflite(net, path, q, calib if q == "int8" else None)
+      graphs[name] = runtimes.StepGraph(runtimes.LiteRTStep(path))
     elif name.startswith("onnx_"):
       q = "none" if name == "onnx_fp32" else "dynamic"
-      path = export_onnx.write_onnx(net, os.path.join(tmp, f"{name}.onnx"), q)
+      path = os.path.join(out, f"{name}.onnx")
+      if not os.path.exists(path):
+        export_onnx.write_onnx(net, path, q)
       graphs[name] = runtimes.StepGraph(runtimes.OnnxStep(path))
     else:
       raise ValueError(f"unknown variant {name!r}; expected one of {VARIANTS}")
@@ -258,7 +269,11 @@ def main(argv, flag_values=None):
   for title, make in models:
     net = make()
     with tempfile.TemporaryDirectory(prefix="inference_speed_") as tmp:
-      graphs, build_s = build_variants(net, FLAGS.variants, FLAGS.calibration, tmp)
+      out = tmp
+      if FLAGS.cache_dir:
+        out = os.path.join(FLAGS.cache_dir, os.path.basename(os.path.normpath(title)))
+        os.makedirs(out, exist_ok=True)
+      graphs, build_s = build_variants(net, FLAGS.variants, FLAGS.calibration, out)
       rates = speed(graphs, FLAGS.baselines, frames, objects, FLAGS.rounds, FLAGS.chunk)
       acc = accuracy(graphs, FLAGS.baselines, seqs)
     report(f"{title} (fc6 {net.cfg.fc6_units}, LSTM {net.cfg.lstm_units}, crops "

@@ -14,6 +14,7 @@ and the head; activations quantized at run time). Needs the `onnx` extra
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -62,6 +63,12 @@ def write_onnx(net, path: str, quantize: str = "none", opset: int = OPSET) -> st
         from onnxruntime.quantization import QuantType, quantize_dynamic  # pylint: disable=g-import-not-at-top  # optional extra
       except ImportError:
         raise missing_extra("onnxruntime", ONNX_EXTRA, "ONNX int8 export") from None
-      quantize_dynamic(float_path, path, op_types_to_quantize=["MatMul", "Gemm"],
-                       weight_type=QuantType.QInt8)
+      root = logging.getLogger()
+      level = root.level
+      root.setLevel(max(level, logging.WARNING))   # the quantizer logs every tensor at INFO
+      try:
+        quantize_dynamic(float_path, path, op_types_to_quantize=["MatMul", "Gemm"],
+                         weight_type=QuantType.QInt8)
+      finally:
+        root.setLevel(level)
   return path
