@@ -94,28 +94,29 @@ class SourceScan:
   longest_leading_clip: int = 0              # frames from a track's first frame
 
 
+@tf.function(reduce_retracing=True)
+def _clip_links_of_record(record, max_gap: int):
+  t = schema.parse_track_tf(record)
+  return clip_links_tf(t["boxes_xyxy"], t["frame_index"], max_gap)
+
+
 def _scan_shard(path: str, scan: SourceScan, max_gap: int, tracks: bool) -> None:
-  """Reads one shard to its end; raises DataError naming it when it is not a
-  readable TFRecord of the expected records."""
-  ds = tf.data.TFRecordDataset(path)
-  if tracks:
-    def links(record):
-      t = schema.parse_track_tf(record)
-      return clip_links_tf(t["boxes_xyxy"], t["frame_index"], max_gap)
-    ds = ds.map(links)
+  """Reads one shard to its end (shards.read_record_file, the one reader of
+  damaged record files); raises DataError naming it when it is not a readable
+  TFRecord of the expected records."""
   records, longest, leading = 0, 0, 0
   try:
-    for item in ds:
-      records += 1
+    for index, record in shards.read_record_file(path):
+      records = index + 1
       if tracks:
-        run, lead = usable_runs(item[0].numpy(), item[1].numpy())
+        frame_ok, link_ok = _clip_links_of_record(tf.constant(record), max_gap)
+        run, lead = usable_runs(frame_ok.numpy(), link_ok.numpy())
         longest, leading = max(longest, run), max(leading, lead)
-  except tf.errors.DataLossError as e:
-    raise DataError(f"{path}: not a readable TFRecord file (truncated or another format; "
-                    f"record {records}: {_first_line(e)})") from None
-  except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
-    raise DataError(f"{path}: record {records} is not a "
-                    f"{'track' if tracks else 'crop-pair'} record ({_first_line(e)})") from None
+  except shards.CorruptRecordFile as e:
+    raise DataError(f"not a readable TFRecord file: {e}") from None
+  except tf.errors.InvalidArgumentError as e:
+    raise DataError(f"{path}: record {records - 1} is not a track record "
+                    f"({_first_line(e)})") from None
   scan.records += records
   scan.longest_clip = max(scan.longest_clip, longest)
   scan.longest_leading_clip = max(scan.longest_leading_clip, leading)

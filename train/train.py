@@ -199,8 +199,9 @@ def run_config(cfg, model_dir, toy_records=False):
     cfg.data.train_dir = toy_dir
   changes = restart_changes(cfg, model_dir)
   task = build_task(cfg)
-  task.checked_sources = check_data(cfg, task)
+  check_data(cfg)    # names a missing directory before the strategy connects the workers
   strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
+  task.checked_sources = check_data(cfg, task)   # reads the records (TensorFlow ops)
   tf.random.set_seed(cfg.runtime.seed)
   tr = trainer_lib.Trainer(cfg, model_dir, task, strategy=strategy)
   if tr.is_chief:
