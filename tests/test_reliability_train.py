@@ -154,6 +154,22 @@ def test_every_stage_is_checked(toy_dir, tmp_path):
     data.check_sources(cfg.data, [3, 11])
 
 
+def test_rl_videos_are_checked_from_the_track_start(toy_dir, tmp_path):
+  """The RL agent walks videos from their first frame (data.rl_dataset's filter)."""
+  cfg = experiment.load_experiment(SMOKE, tiny_overrides(toy_dir))
+  assert data.check_sources(cfg.data, [10], leading=True).track_sources(10)[0][0] == 0
+  with pytest.raises(data.DataError, match="no clip of 11 .* from a track start.*longest: 10"):
+    data.check_sources(cfg.data, [11], leading=True)
+  late = tmp_path / "late"
+  t = _track("late/0", 8)
+  t.boxes_xyxy[0] = np.nan                    # 7 good frames, but not from the first frame
+  _write_tracks(late, [t])
+  cfg.data.train_dir = str(late)
+  assert data.check_sources(cfg.data, [7]).track_sources(7)
+  with pytest.raises(data.DataError, match="from a track start.*longest: 0 frames"):
+    data.check_sources(cfg.data, [7], leading=True)
+
+
 # ---------------------------------------------------------------------------
 # 9. Gaps in frame/index break clips
 # ---------------------------------------------------------------------------

@@ -233,10 +233,10 @@ def main(argv, flag_values=None):
   except (ConfigError, DataError) as e:
     kind = "config" if isinstance(e, ConfigError) else "data"
     return cli_errors.report(PROG, e, verbose, prefix=f"{kind} error: ")
-  except OSError as e:
-    return cli_errors.report(PROG, e, verbose)
   except TrainingDiverged as e:
     return cli_errors.report(PROG, e, verbose, code=3, prefix="training diverged: ")
+  except cli_errors.EXPECTED_ERRORS as e:   # e.g. a batch the replicas cannot share
+    return cli_errors.report(PROG, e, verbose)
   log.info("done: %s", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in sorted(result.items())))
   return 0
