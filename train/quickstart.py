@@ -23,7 +23,8 @@ wrote are printed at the end):
                from an unseen seed, written in the OTB layout.
   5. report    metrics (success AUC, precision at 20 px, the RL paper's
                center error and IoU, FPS), a success plot and an annotated GIF
-               (green: Re3, yellow: ground truth).
+               (green: Re3, yellow: ground truth, with a legend and the
+               frame number).
 
 Every stage reuses what an earlier run of the same command left in
 --output_dir (records, checkpoints: training resumes), so an interrupted run
@@ -50,7 +51,6 @@ from typing import Dict, List, Optional, Sequence  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
 
 from configs import experiment  # noqa: E402
 from model import geometry  # noqa: E402
@@ -58,7 +58,8 @@ from pipelines import schema, shards  # noqa: E402
 from train import train as train_lib  # noqa: E402
 from train.eval import baselines  # noqa: E402
 from train.eval.datasets import load_sequences  # noqa: E402
-from train.eval.render import Renderer, draw_box  # noqa: E402
+from train.eval.render import (  # noqa: E402
+    GT_COLOR, GT_LABEL, Layer, Renderer, annotate, tracker_color)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "experiments", "re3_quickstart.yaml")
@@ -254,8 +255,9 @@ def _read_boxes(path: str) -> np.ndarray:
 
 def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
                max_frames: int = 0, fps: float = 15.0, max_gif_frames: int = 150) -> str:
-  """The tracked sequence with Re3's boxes (green; train.eval.render.draw_box) and
-  the ground truth (yellow), written with train.eval.render.Renderer. Longer
+  """The tracked sequence with Re3's boxes (green, red while lost) and the ground
+  truth (yellow), a legend saying which is which and the frame number
+  (train.eval.render.annotate), written with train.eval.render.Renderer. Longer
   sequences are drawn every k-th frame (at most `max_gif_frames` frames, at
   fps * k so the clip keeps its duration): a GIF of real video costs ~60 kB
   a frame."""
@@ -266,14 +268,10 @@ def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
   stride = max(1, -(-n // max_gif_frames))
   render = Renderer(gif_path, fps=fps / stride, max_side=480)
   for i in range(0, n, stride):
-    frame = seq.frames[i]
-    if np.all(np.isfinite(gt[i])):
-      img = Image.fromarray(frame)
-      x, y, w, h = gt[i]
-      ImageDraw.Draw(img).rectangle([x, y, x + max(w, 1) - 1, y + max(h, 1) - 1],
-                                    outline=(255, 220, 0), width=2)
-      frame = np.asarray(img)
-    render.add(draw_box(frame, pred[i], bool(np.all(np.isfinite(pred[i])))))
+    ok = bool(np.all(np.isfinite(pred[i])))
+    render.add(annotate(seq.frames[i], [Layer(GT_LABEL, gt[i], GT_COLOR),
+                                        Layer("re3", pred[i], tracker_color(0), ok)],
+                        frame_number=i + 1))
   render.close()
   return gif_path
 

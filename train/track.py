@@ -13,6 +13,18 @@
   * an image-list file: one image path per line, relative to the list's folder.
 --box x,y,w,h is the initial box in 0-based pixels (OpenCV convention).
 
+Interactive demo (train/eval/live.py): --select opens the first frame in a
+window to draw the object(s) with the mouse (Enter keeps a box, Esc ends the
+selection; several boxes track several objects), then shows the tracked video
+live with the boxes, a legend, the frame number and the frame rate; `q` stops,
+`s` saves the shown frame as a PNG in --save_dir. --input may be a camera
+index (`--input 0`). The window needs OpenCV with a GUI (opencv-contrib-python)
+and a display; without them --select fails with a message saying which is
+missing (runs without --select never open a window).
+
+  python -m train.track --input clip.mp4 --select
+  python -m train.track --input 0 --select --output boxes.txt
+
 The frame sources are train/eval/frames.py, the trackers train/eval/trackers.py
 and the renderer train/eval/render.py; installed, the command is also `re3-track`.
 
@@ -46,9 +58,9 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import cli as cli_errors  # noqa: E402
-from model.tracker import RESET_EVERY  # noqa: E402
+from model.tracker import RESET_EVERY, Re3MultiTracker  # noqa: E402
 from pipelines.readers import sequences as sequence_readers  # noqa: E402
-from train.eval import cli, frames, render as render_lib, trackers  # noqa: E402
+from train.eval import cli, frames, live, render as render_lib, trackers  # noqa: E402
 
 
 PROG = "train.track"
@@ -93,7 +105,10 @@ def track(tracker, source: frames.FrameSource, box_xywh, out,
     times.append(time.perf_counter() - t0)
     out.write(",".join(f"{v:.2f}" for v in box) + "\n")
     if render is not None:
-      render.add(render_lib.draw_box(frame, box, ok))
+      render.add(render_lib.annotate(
+          frame, [render_lib.Layer(getattr(tracker, "name", "tracker"), box,
+                                   render_lib.tracker_color(0), ok)],
+          frame_number=len(times)))
   if not times:
     raise ValueError(f"{source.path}: no frames")
   return {"frames": len(times), "tracker_s": np.asarray(times),
@@ -138,7 +153,47 @@ def define_flags(flag_values=flags.FLAGS):
                        "Re3 LSTM reset period (0 = never).", flag_values=flag_values)
   flags.DEFINE_bool("strict", False, "Exit 2 when a video ends before the frame count of its "
                     "header (default: a warning).", flag_values=flag_values)
+  flags.DEFINE_bool("select", False, "Draw the object(s) on the first frame in a window and "
+                    "show the tracking live (needs a display and OpenCV with a GUI).",
+                    flag_values=flag_values)
+  flags.DEFINE_string("save_dir", ".", "Where `s` in the --select window saves frames.",
+                      flag_values=flag_values)
   cli_errors.define_verbose_flag(flag_values)
+
+
+def _make_tracker(model: str, reset_period: int):
+  """n -> a tracker for n objects: the model's tracker for one, Re3MultiTracker
+  (one batched step per frame) for several."""
+  def make(n: int):
+    if n == 1:
+      return trackers.load_tracker(model, reset_period)
+    return Re3MultiTracker.load(model, reset_period)
+  return make
+
+
+def select_main(FLAGS, source, display=None) -> dict:  # pylint: disable=invalid-name
+  """--select: the live demo (train/eval/live.py); `display` defaults to the
+  OpenCV window, whose absence is a one-line error before the model loads."""
+  if display is None:
+    problem = live.display_problem()
+    if problem:
+      raise ValueError(problem)
+  render = render_lib.Renderer(FLAGS.render, FLAGS.render_fps) if FLAGS.render else None
+  display = display or live.OpenCVWindow()
+  out = open(FLAGS.output, "w") if FLAGS.output else sys.stdout
+  try:
+    result = live.run_live(_make_tracker(FLAGS.model, FLAGS.reset_period), source, display, out,
+                           boxes=[parse_box(FLAGS.box)] if FLAGS.box else None,
+                           save_dir=FLAGS.save_dir, render=render, max_frames=FLAGS.max_frames)
+  finally:
+    display.close()
+    if FLAGS.output:
+      out.close()
+    if render is not None:
+      render.close()
+  print(fps_report(result, render is not None) + f", {result['objects']} object(s)"
+        + (", stopped with q" if result["stopped"] else ""), file=sys.stderr)
+  return result
 
 
 def _partial_name(path: str) -> str:
@@ -160,6 +215,9 @@ def main(argv, flag_values=None):
   if not FLAGS.model:
     raise app.UsageError("--model must name a model_dir, an export or 'default'")
   source = frames.FrameSource(FLAGS.input, FLAGS.kind)
+  if FLAGS.select:
+    select_main(FLAGS, source)
+    return
   if FLAGS.box:
     box = parse_box(FLAGS.box)
   elif source.first_box_xywh is not None:

@@ -7,7 +7,9 @@
   * a folder of frames (image files, natural sort order of names);
   * a video file (VIDEO_EXTENSIONS; needs OpenCV, the `opencv` extra);
   * an image-list file: one image path per line, relative to the list's folder
-    (blank lines and `#` comments skipped).
+    (blank lines and `#` comments skipped);
+  * a camera: its OpenCV index as a number (`0`; when no file of that name
+    exists), read until the consumer stops.
 
 Frames are decoded lazily, one at a time, as HxWx3 uint8 RGB. A video keeps
 the frame count its header promises (`expected_frames`) and the count decoded
@@ -65,6 +67,10 @@ class FrameSource:
     self.expected_frames: Optional[int] = None   # a video header's frame count
     self.frames_read = 0                         # frames decoded by the last pass
     self.read_to_end = False
+    self.camera: Optional[int] = None
+    if path.strip().isdigit() and not os.path.exists(path):
+      self.camera = int(path)
+      return
     if kind is not None and kind not in sequence_readers.KINDS:
       raise ValueError(f"--kind must be one of {sequence_readers.KINDS}, got {kind!r}")
     if not os.path.exists(path):
@@ -106,7 +112,31 @@ class FrameSource:
         self.frames_read += 1
       self.read_to_end = True
       return
+    if self.camera is not None:
+      yield from self._camera_frames()
+      return
     yield from self._video_frames()
+
+  def _camera_frames(self) -> Iterator[np.ndarray]:
+    try:
+      import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ImportError("reading a camera needs opencv-contrib-python") from e
+    cap = cv2.VideoCapture(self.camera)
+    if not cap.isOpened():
+      raise ValueError(f"--input {self.path}: camera {self.camera} cannot be opened (no such "
+                       "camera, no permission, or in use)")
+    try:
+      while True:
+        ok, frame = cap.read()
+        if not ok:
+          break
+        self.frames_read += 1
+        yield np.ascontiguousarray(frame[..., ::-1])
+      if self.frames_read == 0:
+        raise ValueError(f"--input {self.path}: camera {self.camera} gave no frame")
+    finally:
+      cap.release()
 
   def _video_frames(self) -> Iterator[np.ndarray]:
     try:

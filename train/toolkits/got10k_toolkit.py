@@ -43,6 +43,7 @@ from got10k.experiments import ExperimentOTB  # noqa: E402
 from got10k.trackers import Tracker as GOT10kTracker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from configs import cli as cli_errors  # noqa: E402
 from model.tracker import RESET_EVERY, Re3Tracker  # noqa: E402
 from model.tracker_inputs import as_rgb  # noqa: E402
 from train.eval import cli  # noqa: E402
@@ -144,8 +145,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_integer("reset_period", None, "Re3 LSTM reset period.", flag_values=flag_values)
   flags.DEFINE_string("output_dir", None, "Where results/ and reports/ go.",
                       flag_values=flag_values)
-  flags.DEFINE_bool("verbose", False, "Show third-party start-up and INFO logs.",
-                    flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def main(argv, flag_values=None):
@@ -162,7 +162,7 @@ def main(argv, flag_values=None):
 
 
 def run(argv=None):
-  cli.run(main, define_flags, __doc__, "otb_dir", argv)
+  cli.run(main, define_flags, __doc__, "otb_dir", argv, prog="train.toolkits.got10k_toolkit")
 
 
 if __name__ == "__main__":

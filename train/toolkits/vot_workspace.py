@@ -45,6 +45,7 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
+from configs import cli as cli_errors  # noqa: E402
 from model import geometry  # noqa: E402
 from pipelines.readers import sequences as sequence_readers  # noqa: E402
 from train.eval import cli, metrics, protocols  # noqa: E402
@@ -255,8 +256,7 @@ def define_flags(flag_values=flags.FLAGS):
                        "tracker answer.", flag_values=flag_values)
   flags.DEFINE_bool("symlink", False, "Symlink the frames instead of copying them.",
                     flag_values=flag_values)
-  flags.DEFINE_bool("verbose", False, "Show third-party start-up and INFO logs.",
-                    flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def main(argv, flag_values=None):
@@ -278,7 +278,7 @@ def main(argv, flag_values=None):
 
 
 def run(argv=None):
-  cli.run(main, define_flags, __doc__, "workspace", argv)
+  cli.run(main, define_flags, __doc__, "workspace", argv, prog="train.toolkits.vot_workspace")
 
 
 if __name__ == "__main__":
