@@ -1,6 +1,7 @@
 """The dataset jobs on --runner=DaskRunner (a 2-worker dask.distributed
-LocalCluster): byte-identical records, rejected-*.jsonl and dataset_info.json
-against the DirectRunner on the small real-layout trees (bad inputs included);
+LocalCluster): all seven jobs write byte-identical records, rejected-*.jsonl
+and dataset_info.json to the DirectRunner's on the small real-layout trees
+(bad inputs included);
 the Beam Dask runner's gaps that pipelines.dask_runner closes; a missing dask
 naming the extra; a worker SIGKILLed mid-job; no Prism download attempt."""
 
@@ -17,8 +18,9 @@ import pytest
 import tensorflow as tf
 
 import pipelines
-from pipelines import (build_moving_mnist, build_sequences, build_synthetic, build_vid,
-                       dask_runner, options, runner, shards)
+from pipelines import (build_alov, build_crop_pairs, build_det, build_moving_mnist,
+                       build_sequences, build_synthetic, build_vid, dask_runner, options, runner,
+                       shards)
 
 from tests import dataset_trees as trees
 
@@ -41,8 +43,30 @@ def inputs(tmp_path_factory, shared_dir):
   root = tmp_path_factory.mktemp("dask_trees")
   trees.make_vid_tree(str(root / "vid"))
   trees.make_det_tree(str(root / "det"))
+  ann_text = (shared_dir / "data/format-samples/alov/01-Light_video00001.ann").read_text()
+  trees.make_alov_tree(str(root / "alov"), ann_text)
   seqs = trees.make_sequence_trees(str(root / "seq"))
+  # Track records for build_crop_pairs: the OTB tree through the DirectRunner.
+  build_sequences.main([f"--input_dir={seqs['otb'][0]}", "--sequence_kind=otb",
+                        f"--output_dir={root / 'otb_records'}", "--num_shards=2"])
   return {"root": root, "seq": seqs, "mnist": str(shared_dir / "data" / "mnist")}
+
+
+def test_missing_dask_names_the_extra(monkeypatch, tmp_path, inputs):
+  for name in [m for m in sys.modules
+               if m in ("dask", "distributed") or m.startswith(("dask.", "distributed."))]:
+    monkeypatch.delitem(sys.modules, name)
+  for name in [m for m in sys.modules if m.startswith("apache_beam.runners.dask")]:
+    monkeypatch.delitem(sys.modules, name)
+  monkeypatch.delitem(sys.modules, "pipelines.dask_runner")
+  monkeypatch.delattr(pipelines, "dask_runner")
+  monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now fails as if not installed
+  monkeypatch.setitem(sys.modules, "distributed", None)
+  seq = inputs["seq"]
+  with pytest.raises(options.JobConfigError, match=r"'dask' extra.*pip install 're3-tf\[dask\]'"):
+    build_sequences.main([f"--input_dir={seq['otb'][0]}", "--sequence_kind=otb",
+                          f"--output_dir={tmp_path / 'out'}", "--runner=DaskRunner"])
+  assert not (tmp_path / "out").exists()
 
 
 def _cases(inputs):
@@ -54,8 +78,13 @@ def _cases(inputs):
                                           "--num_shards=2"]),
       "sequences_vot": (build_sequences, [f"--input_dir={seq['vot'][0]}", "--sequence_kind=vot",
                                           "--num_shards=2"]),
-      # VID: occluded/absent frames, truncated XML, corrupt JPEG, scaled boxes, empty video.
+      # VID: occluded/absent frames, truncated XML, corrupt JPEG, scaled boxes, empty video;
+      # ALOV and DET with their bad inputs; crop pairs (jittered) from track records.
       "vid": (build_vid, [f"--input_dir={root / 'vid'}", "--num_shards=3"]),
+      "alov": (build_alov, [f"--input_dir={root / 'alov'}", "--num_shards=3"]),
+      "det": (build_det, [f"--input_dir={root / 'det'}", "--num_shards=3"]),
+      "crop_pairs": (build_crop_pairs, [f"--input_dir={root / 'otb_records'}", "--num_shards=2",
+                                        "--crop_pairs_jitter", "--crop_pairs_seed=3"]),
       # Generators: both splits in one run; objects from a DET root with its bad inputs
       # (side inputs, a combine, a GroupByKey and rejects from three stages).
       "moving_mnist": (build_moving_mnist, ["--variant=scalable", f"--mnist_dir={inputs['mnist']}",
@@ -67,7 +96,7 @@ def _cases(inputs):
   }
 
 
-CASES = ["sequences_otb", "vid", "moving_mnist", "synthetic_det"]
+CASES = ["sequences_otb", "vid", "alov", "det", "crop_pairs", "moving_mnist", "synthetic_det"]
 
 
 @pytest.mark.slow
@@ -133,23 +162,6 @@ def test_untranslated_transforms_are_errors(cluster, tmp_path):
   with pytest.raises(NotImplementedError, match="ReadLines"):
     with beam.Pipeline(options=opts) as p:
       _ = p | "ReadLines" >> beam.io.ReadFromText(str(tmp_path / "a.txt"))
-
-
-def test_missing_dask_names_the_extra(monkeypatch, tmp_path, inputs):
-  for name in [m for m in sys.modules
-               if m in ("dask", "distributed") or m.startswith(("dask.", "distributed."))]:
-    monkeypatch.delitem(sys.modules, name)
-  for name in [m for m in sys.modules if m.startswith("apache_beam.runners.dask")]:
-    monkeypatch.delitem(sys.modules, name)
-  monkeypatch.delitem(sys.modules, "pipelines.dask_runner")
-  monkeypatch.delattr(pipelines, "dask_runner")
-  monkeypatch.setitem(sys.modules, "dask", None)  # `import dask` now fails as if not installed
-  monkeypatch.setitem(sys.modules, "distributed", None)
-  seq = inputs["seq"]
-  with pytest.raises(options.JobConfigError, match=r"'dask' extra.*pip install 're3-tf\[dask\]'"):
-    build_sequences.main([f"--input_dir={seq['otb'][0]}", "--sequence_kind=otb",
-                          f"--output_dir={tmp_path / 'out'}", "--runner=DaskRunner"])
-  assert not (tmp_path / "out").exists()
 
 
 def _otb_tree(root, sequences=12, frames=30):
