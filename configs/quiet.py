@@ -4,7 +4,7 @@ Every command-line entry point calls this once, at the top of its module,
 before TensorFlow or Apache Beam is imported:
 
     from configs import quiet
-    quiet.setup()                        # or quiet.setup(("tensorflow", "apache_beam"))
+    quiet.setup()
 
 Unless the command line has --verbose, this hides (TF_CPP_MIN_LOG_LEVEL=0 set
 by the user shows TensorFlow's C++ log in full; another value the user set is
@@ -12,21 +12,25 @@ kept as it is):
 
   * TensorFlow's start-up lines (oneDNN notice, CPU-instruction notice, "Could
     not find cuda drivers", cuInit / cuDNN / cuBLAS factory lines, the
-    "All log messages before absl::InitializeLog()" banner): these are written
-    by C++ straight to file descriptor 2 while TensorFlow is imported and
-    probes its devices, so the import and the device probe run with that
-    descriptor pointed at a temporary file, which is printed only if the
-    import fails;
+    "All log messages before absl::InitializeLog()" banner): C++ writes them
+    straight to file descriptor 2 while TensorFlow is imported and probes its
+    devices, which TF_CPP_MIN_LOG_LEVEL does not stop, so the first import of
+    TensorFlow (and of Beam), whenever the command makes it, runs with that
+    descriptor pointed at a temporary file that is printed only if the import
+    fails (an import hook; nothing is imported early);
   * TensorFlow's C++ INFO and WARNING lines afterwards (TF_CPP_MIN_LOG_LEVEL=2);
-  * INFO logs of Beam, TensorFlow's Python side and absl, and Beam's optional
-    GCP client warnings ("apitools not found ..."), via the logging levels of
-    their loggers.
+  * INFO logs of TensorFlow's Python side (SavedModel writer, signatures) and
+    of Beam's state cache, and Beam's optional GCP client warnings ("apitools
+    not found ...", "No module named google.cloud.bigquery_storage_v1"), via
+    the levels of those loggers and a filter on the root logger; the project's
+    own absl and `train` logs, and every warning of Beam's runners, stay.
 
 Warnings and errors of the project's own code, and every exception, still show.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
 import sys
@@ -35,20 +39,23 @@ import warnings
 from typing import Optional, Sequence
 
 # Third-party loggers whose INFO (and, for the optional GCP clients, WARNING)
-# lines are not the command's own output.
+# lines are not the command's own output. Only these: the logs of Beam's
+# runners (and every warning elsewhere) stay.
 _NOISY_LOGGERS = {
-    "apache_beam": logging.WARNING,
-    "apache_beam.io.gcp": logging.ERROR,
+    "apache_beam.io.gcp": logging.ERROR,            # optional GCP clients absent
     "apache_beam.internal.gcp": logging.ERROR,
-    "tensorflow": logging.ERROR,
-    "absl": logging.WARNING,
+    "apache_beam.runners.worker.statecache": logging.WARNING,
+    "tensorflow": logging.WARNING,                  # SavedModel writer, signatures
     "h5py": logging.WARNING,
     "matplotlib": logging.WARNING,
     "numba": logging.WARNING,
     "PIL": logging.WARNING,
 }
 # Root-logger messages that Beam logs at import when its optional GCP clients are absent.
-_ROOT_NOISE = ("apitools not found", "bigquery client libraries")
+_ROOT_NOISE = ("apitools not found", "bigquery client libraries",
+               "google.cloud.bigquery_storage")
+# Modules whose import writes start-up lines straight to file descriptor 2.
+SILENCED_IMPORTS = ("tensorflow", "apache_beam")
 _VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1", "-verbose")
 
 
@@ -66,45 +73,91 @@ def is_verbose(argv: Optional[Sequence[str]] = None) -> bool:
   return any(a in _VERBOSE_ARGS for a in args)
 
 
-def _import_silenced(modules: Sequence[str]) -> None:
-  """Imports `modules` (and lets TensorFlow probe its devices) with fd 2 sent to
-  a temporary file; on failure the captured text is written back to stderr."""
-  sys.stderr.flush()
-  saved = os.dup(2)
-  with tempfile.TemporaryFile(mode="w+b") as captured:
-    os.dup2(captured.fileno(), 2)
-    try:
-      for name in modules:
-        module = __import__(name)
-        if name == "tensorflow":
-          module.config.list_physical_devices()   # the device probe logs cuInit lines
-    except BaseException:
-      os.dup2(saved, 2)
-      captured.seek(0)
-      sys.stderr.write(captured.read().decode("utf-8", "replace"))
-      raise
-    finally:
+class _Fd2Captured:
+  """File descriptor 2 sent to a temporary file for the duration; on an
+  exception the captured text is written back to stderr."""
+
+  def __enter__(self):
+    sys.stderr.flush()
+    self._saved = os.dup(2)
+    self._file = tempfile.TemporaryFile(mode="w+b")
+    os.dup2(self._file.fileno(), 2)
+    return self
+
+  def __exit__(self, exc_type, exc, tb):
+    sys.stderr.flush()
+    os.dup2(self._saved, 2)
+    os.close(self._saved)
+    if exc_type is not None:
+      self._file.seek(0)
+      sys.stderr.write(self._file.read().decode("utf-8", "replace"))
       sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
+    self._file.close()
+    return False
 
 
-def setup(imports: Sequence[str] = ("tensorflow",), argv: Optional[Sequence[str]] = None) -> bool:
+class _QuietLoader(importlib.abc.Loader):
+  """Runs the wrapped loader's exec_module with fd 2 captured (and, for
+  TensorFlow, its device probe); everything else is the wrapped loader's."""
+
+  def __init__(self, loader):
+    self._loader = loader
+
+  def __getattr__(self, name):
+    return getattr(self._loader, name)
+
+  def create_module(self, spec):
+    return self._loader.create_module(spec)
+
+  def exec_module(self, module):
+    try:
+      with _Fd2Captured():
+        self._loader.exec_module(module)
+        if module.__name__ == "tensorflow":
+          module.config.list_physical_devices()   # the device probe logs the cuInit lines
+    finally:
+      if getattr(module, "__spec__", None) is not None:
+        module.__spec__.loader = self._loader
+      module.__loader__ = self._loader
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+  """Finds `names` with the other finders and wraps their loader in _QuietLoader."""
+
+  def __init__(self, names: Sequence[str]):
+    self.names = frozenset(names)
+
+  def find_spec(self, fullname, path, target=None):
+    if fullname not in self.names:
+      return None
+    for finder in sys.meta_path:
+      if finder is self or not hasattr(finder, "find_spec"):
+        continue
+      spec = finder.find_spec(fullname, path, target)
+      if spec is not None:
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+          spec.loader = _QuietLoader(spec.loader)
+        return spec
+    return None
+
+
+def setup(silence: Sequence[str] = SILENCED_IMPORTS, argv: Optional[Sequence[str]] = None) -> bool:
   """Silences third-party start-up and INFO logs unless --verbose; returns
-  True when it did. `imports`: the heavy modules the command uses, imported
-  here under the silenced descriptor (a module already imported is untouched)."""
+  True when it did. `silence`: the heavy modules whose first import (wherever
+  it happens, now or later) runs with fd 2 captured; a module already imported
+  is left as it is. Nothing is imported here."""
   if is_verbose(argv):
     return False
   cpp_log_wanted = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0"
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   for name, level in _NOISY_LOGGERS.items():
     logging.getLogger(name).setLevel(level)
-  logging.getLogger().addFilter(_DropRootNoise())
+  root = logging.getLogger()
+  if not any(isinstance(f, _DropRootNoise) for f in root.filters):
+    root.addFilter(_DropRootNoise())
   warnings.filterwarnings("ignore", message=r".*apitools.*")
-  pending = [m for m in imports if m not in sys.modules]
+  pending = [m for m in silence if m not in sys.modules]
   if pending and not cpp_log_wanted:
-    _import_silenced(pending)
-  elif pending:
-    for name in pending:
-      __import__(name)
+    if not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+      sys.meta_path.insert(0, _QuietFinder(pending))
   return True

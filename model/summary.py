@@ -13,10 +13,11 @@ built model.
 
 from __future__ import annotations
 
-import os
 from typing import List
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from configs import quiet
+
+quiet.setup()
 
 from absl import app, flags  # noqa: E402
 

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import sys
 
-import apache_beam as beam
+from configs import quiet
 
-from pipelines import options, runner, segments, writer
-from pipelines.readers import alov
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+
+from pipelines import options, runner, segments, writer  # noqa: E402
+from pipelines.readers import alov  # noqa: E402
 
 
 class AlovJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,

@@ -25,13 +25,17 @@ from __future__ import annotations
 import hashlib
 import sys
 
-import apache_beam as beam
-import numpy as np
+from configs import quiet
 
-from configs.experiment import JitterConfig
-from model import geometry
-from pipelines import images, options, runner, schema, shards, writer
-from pipelines.schema import Reject, RejectReason
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs.experiment import JitterConfig  # noqa: E402
+from model import geometry  # noqa: E402
+from pipelines import images, options, runner, schema, shards, writer  # noqa: E402
+from pipelines.schema import Reject, RejectReason  # noqa: E402
 
 JITTER = JitterConfig()  # the recipe's constants: the training defaults of data.jitter
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import sys
 
-import apache_beam as beam
-import numpy as np
+from configs import quiet
 
-from pipelines import images, options, runner, schema, writer
-from pipelines.readers import det, voc_xml
-from pipelines.schema import Reject, RejectReason
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipelines import images, options, runner, schema, writer  # noqa: E402
+from pipelines.readers import det, voc_xml  # noqa: E402
+from pipelines.schema import Reject, RejectReason  # noqa: E402
 
 
 class DetJobOptions(options.DatasetJobOptions, options.DetOptions, options.DetSubsetOptions):

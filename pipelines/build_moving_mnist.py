@@ -22,14 +22,18 @@ import dataclasses
 import sys
 from typing import Optional, Sequence
 
-import apache_beam as beam
-import numpy as np
+from configs import quiet
 
-from pipelines import images, options, runner, schema, writer
-from pipelines.options import MovingMnistJobOptions
-from pipelines.readers import mnist
-from pipelines.synthetic import common, moving_mnist, rng
-from pipelines.synthetic.moving_mnist import VARIANTS, MovingMnistConfig
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipelines import images, options, runner, schema, writer  # noqa: E402
+from pipelines.options import MovingMnistJobOptions  # noqa: E402
+from pipelines.readers import mnist  # noqa: E402
+from pipelines.synthetic import common, moving_mnist, rng  # noqa: E402
+from pipelines.synthetic.moving_mnist import VARIANTS, MovingMnistConfig  # noqa: E402
 
 SOURCE = "mnist"
 SPLITS = ("train", "test")

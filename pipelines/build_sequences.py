@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import sys
 
-import apache_beam as beam
+from configs import quiet
 
-from pipelines import options, runner, segments, writer
-from pipelines.readers import sequences
-from pipelines.schema import RejectReason
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+
+from pipelines import options, runner, segments, writer  # noqa: E402
+from pipelines.readers import sequences  # noqa: E402
+from pipelines.schema import RejectReason  # noqa: E402
 
 
 class SequencesJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,

@@ -41,15 +41,19 @@ import dataclasses
 import sys
 from typing import Optional, Sequence, Tuple
 
-import apache_beam as beam
-import numpy as np
+from configs import quiet
 
-from pipelines import images, options, runner, schema, shards, writer
-from pipelines.options import SyntheticJobOptions
-from pipelines.readers import det, fs
-from pipelines.schema import Reject, RejectReason
-from pipelines.synthetic import common, procedural, rng, simulator, sources
-from pipelines.synthetic.simulator import SimulatorConfig
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipelines import images, options, runner, schema, shards, writer  # noqa: E402
+from pipelines.options import SyntheticJobOptions  # noqa: E402
+from pipelines.readers import det, fs  # noqa: E402
+from pipelines.schema import Reject, RejectReason  # noqa: E402
+from pipelines.synthetic import common, procedural, rng, simulator, sources  # noqa: E402
+from pipelines.synthetic.simulator import SimulatorConfig  # noqa: E402
 
 SOURCE = "synthetic"
 DEFAULT_NAME = "synthetic"

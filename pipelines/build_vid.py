@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import sys
 
-import apache_beam as beam
+from configs import quiet
 
-from pipelines import options, runner, segments, writer
-from pipelines.readers import vid
+quiet.setup()
+
+import apache_beam as beam  # noqa: E402
+
+from pipelines import options, runner, segments, writer  # noqa: E402
+from pipelines.readers import vid  # noqa: E402
 
 
 class VidJobOptions(options.DatasetJobOptions, options.TrackSegmentOptions,

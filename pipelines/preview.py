@@ -17,11 +17,15 @@ import os
 import sys
 from typing import List, Optional
 
-import numpy as np
-from absl import flags
-from PIL import Image, ImageDraw
+from configs import quiet
 
-from pipelines import images, schema, shards
+quiet.setup()
+
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from pipelines import images, schema, shards  # noqa: E402
 
 VISIBLE_COLOR = (40, 230, 40)
 OCCLUDED_COLOR = (240, 40, 40)

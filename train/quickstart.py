@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from configs import quiet
+
+quiet.setup()
 
 import json  # noqa: E402
 import shutil  # noqa: E402

@@ -47,7 +47,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from configs import quiet
+
+quiet.setup()
 
 import re  # noqa: E402
 import sys  # noqa: E402

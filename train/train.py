@@ -37,11 +37,15 @@ import tempfile
 import time
 from typing import Any, Dict, Tuple
 
-from absl import app, flags
+from configs import quiet
 
-from configs import base, experiment
-from configs import cli as cli_errors
-from configs.base import ConfigError
+quiet.setup()
+
+from absl import app, flags  # noqa: E402
+
+from configs import base, experiment  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
+from configs.base import ConfigError  # noqa: E402
 
 PROG = "train.train"
 # Keys a restart may not change once the model_dir holds a checkpoint: they

@@ -23,7 +23,11 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from absl import app, flags
+from configs import quiet
+
+quiet.setup()
+
+from absl import app, flags  # noqa: E402
 
 # The RL tracker paper's Table 1 (Zhang et al.): center error (px), IoU (%).
 PAPER_TABLE1 = {

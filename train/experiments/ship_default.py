@@ -15,7 +15,9 @@ import os
 import shutil
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from configs import quiet
+
+quiet.setup()
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402

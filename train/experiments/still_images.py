@@ -22,10 +22,14 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Tuple
 
-from absl import app, flags
-import numpy as np
+from configs import quiet
 
-from pipelines.readers.sequences import KINDS, read_sequences
+quiet.setup()
+
+from absl import app, flags  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipelines.readers.sequences import KINDS, read_sequences  # noqa: E402
 
 
 def parse_specs(specs: Sequence[str]) -> List[Tuple[str, str]]:

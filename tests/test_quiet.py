@@ -1,0 +1,105 @@
+"""Quiet command lines (configs/quiet.py): a fresh user's commands print their
+own lines only; --verbose (or TF_CPP_MIN_LOG_LEVEL=0) brings the rest back."""
+
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from configs import quiet
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Lines that are not the project's: absl/glog-style prefixes (I1201 12:00:00.1 ...,
+# I0000 00:00:17...), TensorFlow's start-up notices, Beam's optional-client warnings.
+FOREIGN = re.compile(r"^[IWEF]\d{4} |All log messages before absl|oneDNN|cuda|cuInit|"
+                     r"cpu_feature_guard|apitools|bigquery|statecache|rebuild TensorFlow",
+                     re.IGNORECASE)
+
+
+def _fresh_env():
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  env["PYTHONPATH"] = os.pathsep.join([REPO] + [p for p in [env.get("PYTHONPATH")] if p])
+  return env
+
+
+def _run(args, env, cwd):
+  out = subprocess.run([sys.executable] + args, env=env, cwd=cwd, capture_output=True,
+                       text=True, timeout=600)
+  return out.returncode, out.stdout, out.stderr
+
+
+def test_is_verbose_reads_the_command_line():
+  assert quiet.is_verbose(["--input", "x", "--verbose"])
+  assert quiet.is_verbose(["--verbose=true"])
+  assert not quiet.is_verbose(["--noverbose", "--input", "x"])
+  assert not quiet.is_verbose(["--", "--verbose"])          # after `--`: not a flag
+  assert not quiet.setup(argv=["--verbose"])                 # verbose: nothing changed
+
+
+def test_setup_quiets_third_party_loggers_only():
+  assert quiet.setup(silence=(), argv=[])
+  assert logging.getLogger("apache_beam.io.gcp").level == logging.ERROR
+  assert logging.getLogger("tensorflow").level == logging.WARNING
+  assert logging.getLogger("train").level == logging.NOTSET       # the project's own
+  root = logging.getLogger()
+  noisy = logging.LogRecord("root", logging.WARNING, "", 0, "apitools not found, and bigquery "
+                            "client libraries are not available", (), None)
+  own = logging.LogRecord("root", logging.WARNING, "", 0, "a real warning", (), None)
+  assert not root.filter(noisy) and root.filter(own)
+  assert sum(isinstance(f, quiet._DropRootNoise) for f in root.filters) == 1   # idempotent
+  quiet.setup(silence=(), argv=[])
+  assert sum(isinstance(f, quiet._DropRootNoise) for f in root.filters) == 1
+
+
+_PROBE = ("from configs import quiet; quiet.setup(); import apache_beam; import tensorflow as tf; "
+          "print('sum', int(tf.constant(1) + 1))")
+
+
+@pytest.mark.slow
+def test_tensorflow_and_beam_imports_are_silent_unless_verbose(tmp_path):
+  code, out, err = _run(["-c", _PROBE], _fresh_env(), str(tmp_path))
+  assert code == 0 and out.strip() == "sum 2", err
+  assert err.strip() == "", err                              # no start-up lines at all
+  code, out, err = _run(["-c", _PROBE, "--verbose"], _fresh_env(), str(tmp_path))
+  assert code == 0 and FOREIGN.search(err), err              # --verbose: they are back
+  env = dict(_fresh_env(), TF_CPP_MIN_LOG_LEVEL="0")
+  code, out, err = _run(["-c", _PROBE], env, str(tmp_path))
+  assert code == 0 and re.search(r"oneDNN|cuda", err), err   # the user asked for the C++ log
+
+
+def test_failed_import_shows_what_was_captured(tmp_path):
+  pkg = tmp_path / "tensorflow"
+  pkg.mkdir()
+  (pkg / "__init__.py").write_text("import os\nos.write(2, b'native start-up line\\n')\n"
+                                   "raise ImportError('broken build')\n")
+  env = dict(_fresh_env(), PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+  code, _, err = _run(["-c", "from configs import quiet; quiet.setup(); import tensorflow"],
+                      env, str(tmp_path))
+  assert code != 0 and "native start-up line" in err and "broken build" in err
+
+
+@pytest.mark.slow
+def test_commands_print_only_their_own_lines(shared_dir, tmp_path):
+  """A Beam job and the track command, as a new user runs them (no
+  TF_CPP_MIN_LOG_LEVEL): every line printed is the command's own."""
+  env = _fresh_env()
+  code, out, err = _run(["-m", "pipelines.build_synthetic", f"--output_dir={tmp_path / 'syn'}",
+                         "--num_tracks=2", "--track_length=4", "--canvas_size=64",
+                         "--num_shards=1", "--preview=0"], env, REPO)
+  assert code == 0, err
+  lines = [l for l in (out + err).splitlines() if l.strip()]
+  assert lines and not [l for l in lines if FOREIGN.search(l)], lines
+  deer = str(shared_dir / "data" / "tracking" / "otb" / "Deer")
+  model = tmp_path / "m"
+  code, _, err = _run(["-c", "import sys; from tests import tracking_utils as tu; "
+                       f"tu.make_model_dir({str(model)!r}, tu.tiny_re3(), 're3', sub='')"],
+                      env, REPO)
+  assert code == 0, err
+  code, out, err = _run(["-m", "train.track", f"--model={model}", f"--input={deer}",
+                         "--max_frames=3"], env, REPO)
+  assert code == 0, err
+  assert len(out.splitlines()) == 3                          # the boxes
+  assert err.strip().startswith("tracked 3 frames") and len(err.strip().splitlines()) == 1, err
