@@ -2,7 +2,7 @@
 
   python -m benchmarks.inference_speed                                  # re3_small
   python -m benchmarks.inference_speed --configs configs/re3_small.yaml,configs/re3_paper.yaml
-  python -m benchmarks.inference_speed --model_dirs runs/re3_pretrained  # trained models
+  python -m benchmarks.inference_speed --model default                  # the shipped model
 
 For each model, in one process: the float32 SavedModel tracker (the
 reference), the bf16 TF graph, LiteRT float32 / float16 / dynamic-range int8 /
@@ -22,7 +22,7 @@ dynamic int8 (onnxruntime), and OpenCV's CSRT and KCF:
 A config is built with fresh weights (seeded) and a damped head (kernel x 0.1,
 bias = the still-target label), which tracks stably, so its AUC is a
 "stay near the start" score and the differences measure how far a runtime's
-rounding carries; trained models (--model_dirs) give the real accuracy cost.
+rounding carries; trained models (--model) give the real accuracy cost.
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ STILL_LABEL = (2.5, 2.5, 7.5, 7.5)
 
 
 def define_flags(flag_values=flags.FLAGS):
-  flags.DEFINE_list("configs", ["configs/re3_small.yaml"], "Model YAMLs (fresh weights).",
-                    flag_values=flag_values)
-  flags.DEFINE_list("model_dirs", [], "Trained model_dirs (config.yaml + checkpoints).",
-                    flag_values=flag_values)
+  flags.DEFINE_list("configs", [], "Model YAMLs (fresh weights); configs/re3_small.yaml "
+                    "when neither this nor --model is given.", flag_values=flag_values)
+  flags.DEFINE_list("model", [], "Trained models: model_dirs, checkpoint prefixes or 'default' "
+                    "(the shipped model).", flag_values=flag_values)
   flags.DEFINE_list("variants", list(VARIANTS), "Runtimes to compare.", flag_values=flag_values)
   flags.DEFINE_list("baselines", list(BASELINES), "OpenCV trackers timed beside them.",
                     flag_values=flag_values)
@@ -263,9 +263,11 @@ def main(argv, flag_values=None):
   print(f"speed frames: {source} ({frames[0].shape[1]}x{frames[0].shape[0]}), {len(frames)} x "
         f"{FLAGS.rounds} rounds; accuracy: {len(seqs)} sequences of {FLAGS.otb}, first "
         f"{FLAGS.accuracy_frames} frames; {os.cpu_count()} CPUs; flags: "
-        f"{' '.join(sorted(quantize.cpu_flags() & set(quantize.BF16_FLAGS + quantize.INT8_FLAGS)))}")
-  models = [(p, lambda p=p: _fresh_net(p)) for p in FLAGS.configs]
-  models += [(d, lambda d=d: load_model(d, expect_task="re3")[1]) for d in FLAGS.model_dirs]
+        f"{' '.join(sorted(quantize.cpu_flags() & set(quantize.BF16_FLAGS + quantize.INT8_FLAGS)))}"
+        f"; load average {os.getloadavg()[0]:.1f}")
+  configs = FLAGS.configs or ([] if FLAGS.model else ["configs/re3_small.yaml"])
+  models = [(p, lambda p=p: _fresh_net(p)) for p in configs]
+  models += [(d, lambda d=d: load_model(d, expect_task="re3")[1]) for d in FLAGS.model]
   for title, make in models:
     net = make()
     with tempfile.TemporaryDirectory(prefix="inference_speed_") as tmp:
@@ -277,7 +279,8 @@ def main(argv, flag_values=None):
       rates = speed(graphs, FLAGS.baselines, frames, objects, FLAGS.rounds, FLAGS.chunk)
       acc = accuracy(graphs, FLAGS.baselines, seqs)
     report(f"{title} (fc6 {net.cfg.fc6_units}, LSTM {net.cfg.lstm_units}, crops "
-           f"{net.cfg.crop_size})", rates, acc, build_s, quantize.choose_precision("auto"))
+           f"{net.cfg.crop_size}; load average {os.getloadavg()[0]:.1f})", rates, acc, build_s,
+           quantize.choose_precision("auto"))
   print("\nobj/s: object-frames per second of update() (1 object: frames per second); x fp32: "
         "over the float32 SavedModel in the same run; auc: success AUC on the dev sequences; "
         "d auc: its change from fp32; iou fp32 / max px: mean IoU with and largest coordinate "
