@@ -14,6 +14,9 @@ dynamic int8 (onnxruntime), and OpenCV's CSRT and KCF:
              Re3MultiTracker; 16 OpenCV trackers), timed in chunks of frames
              alternating over all variants so background load hits them alike
   x fp32     the rate over the float32 SavedModel's in the same run
+  cpu/s      object-frames per second of process CPU time (all of its threads:
+             the compute cost, steadier than wall time on a loaded machine), and
+  x cpu      its ratio to float32's
   auc, d auc success AUC on the dev sequences (--otb, first --accuracy_frames
              frames of each) and its change from float32
   iou fp32   mean IoU between the variant's boxes and float32's (same frames)
@@ -171,7 +174,9 @@ def _start(trk, frame, boxes):
 # ------------------------------------------------------------- measurements
 
 def speed(graphs, baselines, frames, objects, rounds, chunk) -> Dict[int, Dict[str, float]]:
-  """{objects: {variant: object-frames per second}}, chunks alternating over variants."""
+  """{objects: {variant: object-frames per second}} from wall time, and {"<objects> cpu":
+  ...} the same from process CPU time (steadier on a loaded machine; threads that
+  spin while they wait count against their runtime); chunks alternate over variants."""
   h, w = frames[0].shape[:2]
   out = {}
   for n in objects:
@@ -183,6 +188,7 @@ def speed(graphs, baselines, frames, objects, rounds, chunk) -> Dict[int, Dict[s
       for f in frames[1:4]:
         trk.update(f)
     wall = dict.fromkeys(trackers, 0.0)
+    cpu = dict.fromkeys(trackers, 0.0)
     calls = 0
     for _ in range(rounds):
       for trk in trackers.values():
@@ -190,12 +196,14 @@ def speed(graphs, baselines, frames, objects, rounds, chunk) -> Dict[int, Dict[s
       for i in range(1, len(frames), chunk):
         part = frames[i:i + chunk]
         for k, trk in trackers.items():
-          t0 = time.perf_counter()
+          t0, c0 = time.perf_counter(), time.process_time()
           for f in part:
             trk.update(f)
           wall[k] += time.perf_counter() - t0
+          cpu[k] += time.process_time() - c0
         calls += len(part)
     out[n] = {k: calls * n / v for k, v in wall.items()}
+    out[f"{n} cpu"] = {k: calls * n / v for k, v in cpu.items()}
   return out
 
 
@@ -240,13 +248,15 @@ def accuracy(graphs, baselines, seqs) -> Dict[str, Dict[str, float]]:
 def report(title, rates, acc, build_s, choice):
   names = list(acc)
   print(f"\n{title}\n  {choice}")
-  head = f"  {'variant':<15}" + "".join(f"{f'{n} obj/s':>11}{'x fp32':>7}" for n in rates)
+  head = f"  {'variant':<15}" + "".join(
+      f"{'cpu/s':>8}{'x cpu':>7}" if str(n).endswith("cpu") else f"{f'{n} obj/s':>11}{'x fp32':>7}"
+      for n in rates)
   print(head + f"{'auc':>7}{'d auc':>8}{'iou fp32':>9}{'max px':>8}{'build s':>8}")
   for k in names:
     line = f"  {k:<15}"
     for n, r in rates.items():
       x = r[k] / r["fp32"] if "fp32" in r else float("nan")
-      line += f"{r[k]:>11.1f}{x:>7.2f}"
+      line += f"{r[k]:>8.1f}{x:>7.2f}" if str(n).endswith("cpu") else f"{r[k]:>11.1f}{x:>7.2f}"
     a = acc[k]
     line += (f"{a['auc']:>7.3f}{a.get('d_auc', float('nan')):>+8.3f}"
              f"{a.get('iou_fp32', float('nan')):>9.3f}{a.get('max_px', float('nan')):>8.1f}"
@@ -282,7 +292,8 @@ def main(argv, flag_values=None):
            f"{net.cfg.crop_size}; load average {os.getloadavg()[0]:.1f})", rates, acc, build_s,
            quantize.choose_precision("auto"))
   print("\nobj/s: object-frames per second of update() (1 object: frames per second); x fp32: "
-        "over the float32 SavedModel in the same run; auc: success AUC on the dev sequences; "
+        "over the float32 SavedModel in the same run (wall clock); cpu/s, x cpu: object-frames per "
+        "second of process CPU time (all threads) and its ratio; auc: success AUC on the dev sequences; "
         "d auc: its change from fp32; iou fp32 / max px: mean IoU with and largest coordinate "
         "difference (pixels) from fp32's boxes; build s: export/conversion time.")
 
