@@ -226,6 +226,11 @@ class Re3Tracker(_Re3Loaders):
   def reset_period(self) -> int:
     return self._multi.reset_period
 
+  @property
+  def precision(self) -> str:
+    """float32, bf16, fp16 or int8: what the step computes in."""
+    return self._multi.precision
+
   def init(self, image, box_xywh) -> None:
     """Starts (or restarts) tracking; a bad image or box is refused before the
     running target is touched."""

@@ -90,7 +90,7 @@ def test_litert_float32_round_trip(net, frames, reference, out_dir):
   _require("ai_edge_litert", "litert")
   path = export_tflite.write_tflite(net, str(out_dir / "step.tflite"))
   trk, boxes = _compare(path, frames, reference, max_px=FLOAT_PX)
-  assert trk._multi.precision == "float32"
+  assert trk.precision == "float32"
   assert trk.reset_period == RESET
   # many targets in one batched step give each one's single result
   imgs, gt = frames
@@ -104,10 +104,10 @@ def test_litert_fp16_and_dynamic_range(net, frames, reference, out_dir):
   _require("ai_edge_litert", "litert")
   fp16 = export_tflite.write_tflite(net, str(out_dir / "step_fp16.tflite"), "fp16")
   trk, _ = _compare(fp16, frames, reference, max_px=0.5)
-  assert trk._multi.precision == "fp16"
+  assert trk.precision == "fp16"
   dyn = export_tflite.write_tflite(net, str(out_dir / "step_dyn.tflite"), "dynamic")
   trk, _ = _compare(dyn, frames, reference, min_iou=0.97)
-  assert trk._multi.precision == "int8"
+  assert trk.precision == "int8"
   assert os.path.getsize(dyn) < 0.4 * os.path.getsize(str(out_dir / "step.tflite"))
 
 
@@ -134,7 +134,7 @@ def test_litert_int8_calibrated_on_record_crops(net, frames, reference, out_dir,
   path = str(out_dir / "step_int8.tflite")
   export_tflite.write_tflite(net, path, "int8", calibration)
   trk, boxes = _compare(path, frames, reference, min_iou=0.9)
-  assert trk._multi.precision == "int8"
+  assert trk.precision == "int8"
   print(f"int8 PTQ: mean IoU with the SavedModel's boxes {_mean_iou(boxes, reference[1]):.4f}")
   with pytest.raises(ValueError, match="needs calibration crops"):
     export_tflite.convert_step(net, "int8")
@@ -176,10 +176,10 @@ def test_onnx_round_trip(net, frames, reference, out_dir):
   _require("onnxruntime", "onnx")
   path = export_onnx.write_onnx(net, str(out_dir / "step.onnx"))
   trk, _ = _compare(path, frames, reference, max_px=FLOAT_PX)
-  assert trk._multi.precision == "float32"
+  assert trk.precision == "float32"
   q = export_onnx.write_onnx(net, str(out_dir / "step_q.onnx"), "dynamic")
   trk, _ = _compare(q, frames, reference, min_iou=0.97)
-  assert trk._multi.precision == "int8"
+  assert trk.precision == "int8"
   step = runtimes.OnnxStep(q)
   with pytest.raises(ValueError, match=r"step_q\.onnx: input 'prev' must be float32"):
     step.step(np.zeros([1, 64, 64, 3], np.float32), np.zeros([1, 64, 64, 3], np.float32),
@@ -194,11 +194,11 @@ def test_bf16_graph_tracks_and_training_weights_stay_float32(net, frames, refere
   assert copy.fc6.kernel.dtype == tf.bfloat16 and copy.lstm1.kernel.dtype == tf.bfloat16
   assert copy.head.kernel.dtype == tf.float32           # the box head stays float32
   trk = Re3Tracker(Re3Graph(copy), reset_period=RESET)
-  assert trk._multi.precision == "bf16"
+  assert trk.precision == "bf16"
   _compare(trk, frames, reference, min_iou=0.8)
   # from_net picks by what this CPU supports and says so
   chosen = Re3Tracker.from_net(net, reset_period=RESET, precision="bf16")
-  assert chosen._multi.precision == quantize.choose_precision("bf16").precision
+  assert chosen.precision == quantize.choose_precision("bf16").precision
 
 
 def test_precision_choice_with_support_forced():
@@ -252,11 +252,11 @@ def test_export_cli_formats(net, out_dir, frames, reference):
   model_dir = tu.make_model_dir(str(out_dir / "model_dir"), net, "re3")
   tfl = str(out_dir / "cli" / "re3_fp16.tflite")
   _cli(model_dir, tfl, "--format=tflite", "--quantize=fp16")
-  assert Re3Tracker.load(tfl)._multi.precision == "fp16"
+  assert Re3Tracker.load(tfl).precision == "fp16"
   sm = str(out_dir / "cli" / "re3_bf16")
   _cli(model_dir, sm, "--format=savedmodel", "--quantize=bf16")
   trk = Re3Tracker.load(sm, reset_period=RESET)
-  assert trk._multi.precision == "bf16"
+  assert trk.precision == "bf16"
   _compare(trk, frames, reference, min_iou=0.8)
   with pytest.raises(ValueError, match="--quantize 'int8' is not offered for --format savedmodel"):
     _cli(model_dir, str(out_dir / "cli" / "x"), "--format=savedmodel", "--quantize=int8")
