@@ -19,8 +19,10 @@ kept as it is):
     descriptor pointed at a temporary file that is printed only if the import
     fails (an import hook; nothing is imported early);
   * TensorFlow's C++ INFO and WARNING lines afterwards (TF_CPP_MIN_LOG_LEVEL=2);
-  * INFO logs of TensorFlow's Python side (SavedModel writer, signatures) and
-    of Beam's state cache, and Beam's optional GCP client warnings ("apitools
+  * INFO logs of TensorFlow's Python side (SavedModel writer, signatures,
+    checkpoints; TensorFlow logs those through absl's logger, so records from
+    files of the TensorFlow, Keras and Beam packages below WARNING are dropped
+    there) and of Beam's state cache, and Beam's optional GCP client warnings ("apitools
     not found ...", "No module named google.cloud.bigquery_storage_v1"), via
     the levels of those loggers and a filter on the root logger; the project's
     own absl and `train` logs, and every warning of Beam's runners, stay.
@@ -31,12 +33,15 @@ Warnings and errors of the project's own code, and every exception, still show.
 from __future__ import annotations
 
 import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
 import tempfile
 import warnings
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
+
+from absl import logging as absl_logging
 
 # Third-party loggers whose INFO (and, for the optional GCP clients, WARNING)
 # lines are not the command's own output. Only these: the logs of Beam's
@@ -57,6 +62,38 @@ _ROOT_NOISE = ("apitools not found", "bigquery client libraries",
 # Modules whose import writes start-up lines straight to file descriptor 2.
 SILENCED_IMPORTS = ("tensorflow", "apache_beam")
 _VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=True", "--verbose=1", "-verbose")
+
+
+# Packages that log their INFO through absl's logger (TensorFlow's SavedModel
+# writer and checkpointing do): those records are dropped, the project's own
+# absl logs are not.
+_ABSL_QUIET_PACKAGES = ("tensorflow", "tf_keras", "keras", "apache_beam")
+
+
+def _package_dirs(names: Sequence[str]) -> Tuple[str, ...]:
+  """Folders of installed packages, found without importing them."""
+  out = []
+  for name in names:
+    try:
+      spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+      continue
+    for d in (spec.submodule_search_locations or []) if spec else []:
+      out.append(os.path.join(os.path.realpath(d), ""))
+  return tuple(out)
+
+
+class _DropForeignInfo(logging.Filter):
+  """Drops records below WARNING whose source file is in one of `dirs`."""
+
+  def __init__(self, dirs: Sequence[str]):
+    super().__init__()
+    self.dirs = tuple(dirs)
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.levelno >= logging.WARNING or not self.dirs:
+      return True
+    return not os.path.realpath(record.pathname or "").startswith(self.dirs)
 
 
 class _DropRootNoise(logging.Filter):
@@ -155,6 +192,9 @@ def setup(silence: Sequence[str] = SILENCED_IMPORTS, argv: Optional[Sequence[str
   root = logging.getLogger()
   if not any(isinstance(f, _DropRootNoise) for f in root.filters):
     root.addFilter(_DropRootNoise())
+  absl_logger = absl_logging.get_absl_logger()   # absl's own logger class (finds callers)
+  if not any(isinstance(f, _DropForeignInfo) for f in absl_logger.filters):
+    absl_logger.addFilter(_DropForeignInfo(_package_dirs(_ABSL_QUIET_PACKAGES)))
   warnings.filterwarnings("ignore", message=r".*apitools.*")
   pending = [m for m in silence if m not in sys.modules]
   if pending and not cpp_log_wanted:

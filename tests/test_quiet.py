@@ -1,6 +1,7 @@
 """Quiet command lines (configs/quiet.py): a fresh user's commands print their
 own lines only; --verbose (or TF_CPP_MIN_LOG_LEVEL=0) brings the rest back."""
 
+import importlib.util
 import logging
 import os
 import re
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from absl import logging as absl_logging
 
 from configs import quiet
 
@@ -52,6 +54,19 @@ def test_setup_quiets_third_party_loggers_only():
   assert sum(isinstance(f, quiet._DropRootNoise) for f in root.filters) == 1   # idempotent
   quiet.setup(silence=(), argv=[])
   assert sum(isinstance(f, quiet._DropRootNoise) for f in root.filters) == 1
+
+
+def test_absl_info_of_tensorflow_is_dropped_the_projects_is_kept():
+  quiet.setup(silence=(), argv=[])
+  absl_logger = absl_logging.get_absl_logger()
+  tf_dir = os.path.dirname(importlib.util.find_spec("tensorflow").origin)
+
+  def record(path, level=logging.INFO):
+    return logging.LogRecord("absl", level, path, 1, "message", (), None)
+
+  assert not absl_logger.filter(record(os.path.join(tf_dir, "python", "saved_model", "x.py")))
+  assert absl_logger.filter(record(os.path.join(tf_dir, "x.py"), logging.WARNING))
+  assert absl_logger.filter(record(os.path.join(REPO, "model", "export.py")))
 
 
 _PROBE = ("from configs import quiet; quiet.setup(); import apache_beam; import tensorflow as tf; "
