@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 
 from configs import quiet
 
-quiet.setup(imports=())
+quiet.setup()
 
 
 def _no_update_check() -> Tuple[bool, None]:

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence
 
 from configs import quiet
 
-quiet.setup(imports=())
+quiet.setup()
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
