@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import List
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -34,6 +34,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_multi_string("set", [], "Override a model field, e.g. --set model.fc6_units=512 "
                             "or --set model.conv_filters[0]=48 (configs.base.apply_overrides).",
                             flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def layer_table(model) -> List[str]:

@@ -17,7 +17,7 @@ import os
 import sys
 from typing import List, Optional
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -125,6 +125,7 @@ def main(argv: Optional[List[str]] = None) -> int:
   flags.DEFINE_string("name", None, "Only this dataset name (default: any).", flag_values=fl)
   flags.DEFINE_integer("frames_per_track", 8, "Frames (columns) per track.", flag_values=fl)
   flags.DEFINE_integer("cell_size", 128, "Pixel size of a frame on the sheet.", flag_values=fl)
+  cli_errors.define_verbose_flag(fl)
   fl(list(argv if argv is not None else sys.argv))
   for required in ("records", "output"):
     if not getattr(fl, required):

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import os
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -98,6 +98,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_bool("fresh", False, "Delete --output_dir's earlier results first.",
                     flag_values=f)
   flags.DEFINE_bool("progress", True, "Progress bars (training, tracking).", flag_values=f)
+  cli_errors.define_verbose_flag(f)
 
 
 class Stages:

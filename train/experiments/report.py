@@ -23,7 +23,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -178,6 +178,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string("root", None, "Directory holding one evaluation directory per run.",
                       flag_values=flag_values)
   flags.DEFINE_string("json", None, "Also write the rows as JSON here.", flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
   flags.mark_flag_as_required("root", flag_values=flag_values)
 
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -61,6 +61,7 @@ def _define_flags():
   flags.DEFINE_string("model_dir", None, "Training model_dir (config.yaml + checkpoints).")
   flags.DEFINE_string("output_dir", "model/pretrained/re3_lite0", "Where the shipped model goes.")
   flags.mark_flag_as_required("model_dir")
+  cli_errors.define_verbose_flag()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import List, Sequence, Tuple
 
-from configs import quiet
+from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
@@ -80,6 +80,7 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
   flags.DEFINE_integer("every", 10, "Take every n-th frame with a visible target.",
                        flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def main(argv, flag_values=None):
