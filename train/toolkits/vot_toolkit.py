@@ -1,21 +1,25 @@
 """Re3Tracker for the VOT toolkit (vot-toolkit 0.9, the `vot` extra).
 
 A trackers.ini names it in one of two ways (python -m train.toolkits.vot_workspace
-writes either, with the model given to it):
+writes either, with the model given to it). The "python" protocol: the toolkit
+starts a worker process that calls init/update of this module's tracker object:
 
-  [re3]                                   # "python" protocol: the toolkit calls
-  label = Re3                             # init/update of this object in a worker
-  protocol = python                       # process it starts itself
+  [re3]
+  label = Re3
+  protocol = python
   command = train.toolkits.vot_toolkit:Re3VOTTracker
-  arg_model = /path/to/model_dir_or_savedmodel    # or: default
+  arg_model = /path/to/model_dir_or_savedmodel
   convert = rectangle
   timeout = 600
 
-  [re3_trax]                              # "traxpython" protocol: the toolkit runs
-  label = Re3 (TraX)                      # `python -m train.toolkits.vot_toolkit`,
-  protocol = traxpython                   # which answers TraX requests
+The "traxpython" protocol: the toolkit runs `python -m train.toolkits.vot_toolkit`,
+which answers TraX requests:
+
+  [re3_trax]
+  label = Re3 (TraX)
+  protocol = traxpython
   command = train.toolkits.vot_toolkit
-  env_RE3_VOT_MODEL = /path/to/model
+  env_RE3_VOT_MODEL = /path/to/model_dir_or_savedmodel
   timeout = 600
 
 The model is anything Re3Tracker.load accepts: a training model_dir, a
