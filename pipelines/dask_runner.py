@@ -25,13 +25,23 @@ replaces the graph translation:
 * partitions: Beam's Create puts 128 elements in a partition, so a job over
   fewer than 128 videos runs in one task on one worker, and Reshuffle is a
   no-op. Here a Create is cut into up to --dask_npartitions partitions
-  (default: 4 per worker thread of the cluster), and a Reshuffle splits its
+  (default: 4 per worker thread of the cluster; --dask_partition_size N
+  instead puts N elements in each), and a Reshuffle splits its
   input into that many partitions when it has fewer (a FlatMap that fans out,
   e.g. annotation folders -> files, then spreads over the workers);
 * `beam.io.Read` sources are not translated (Beam's runner replaces them with
   a no-op, silently producing nothing): they are an error here. The jobs read
   their files inside a ParDo over a created list of paths;
-* a transform with no translation is an error naming it, not a silent no-op.
+* a transform with no translation (or a GroupByKey outside the global
+  window) is an error naming it, not a silent no-op.
+
+Memory: a task holds its partition's elements and outputs at once (Dask bag
+partitions are lists). The track jobs shuffle only small SegmentTasks and
+build records one at a time in the shard writer, so their workers stay flat
+as the input grows; the jobs that make records before the shuffle
+(build_det, build_synthetic, build_moving_mnist, build_crop_pairs) hold about
+1/npartitions of their records in a task: raise --dask_npartitions for big
+inputs.
 
 Counters: the runner has no metrics (`metrics()` raises NotImplementedError,
 as in Beam), so pipelines.runner reports a job's summary from what it wrote.
@@ -59,6 +69,8 @@ import apache_beam as beam
 import dask
 import dask.bag as db
 import distributed
+from dask.bag.core import groupby_tasks
+from dask.base import tokenize
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.runners.common import (DoFnContext, DoFnInvoker, DoFnSignature, Receiver,
                                         _OutputHandler)
@@ -67,6 +79,7 @@ from apache_beam.runners.dask import overrides
 from apache_beam.runners.dask.transform_evaluator import defenestrate, get_windowed_value
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.options import DaskClusterOptions, JobConfigError
 
@@ -165,6 +178,16 @@ def _group_key(kv):
   return kv[0]
 
 
+def _key_hash(key) -> int:
+  """The shuffle's partition hash: a small non-negative int key is itself, so
+  the shard writers' keys 0..N-1 land in N different partitions (dask's
+  default hash spreads them at random, leaving some workers two shards and
+  others none); any other key as dask hashes it."""
+  if isinstance(key, int) and not isinstance(key, bool) and key >= 0:
+    return key
+  return int(tokenize(key), 16)
+
+
 def _grouped(kv):
   """(key, [(key, WindowedValue)]) from the shuffle -> (key, [values])."""
   key, items = kv
@@ -183,10 +206,11 @@ def _count(partition) -> List[int]:
 class _Translator(PipelineVisitor):
   """Beam leaf transforms -> dask bags, one bag per PCollection."""
 
-  def __init__(self, npartitions: int):
+  def __init__(self, npartitions: int, partition_size: Optional[int] = None):
     self.bags: Dict[Any, db.Bag] = {}
     self.consumed = set()
     self._npartitions = max(1, int(npartitions))
+    self._partition_size = partition_size
 
   def _input(self, node):
     pcolls = list(node.main_inputs.values())
@@ -203,15 +227,23 @@ class _Translator(PipelineVisitor):
     kind = type(transform)
     if kind is overrides._Create:  # pylint: disable=protected-access
       values = list(transform.values)
-      self._set_output(node, db.from_sequence(
-          values, npartitions=max(1, min(len(values), self._npartitions))))
+      if self._partition_size:
+        bag = db.from_sequence(values, partition_size=self._partition_size)
+      else:
+        bag = db.from_sequence(values, npartitions=max(1, min(len(values), self._npartitions)))
+      self._set_output(node, bag)
     elif kind is beam.ParDo:
       self._pardo(node)
     elif kind is overrides._GroupByKeyOnly:  # pylint: disable=protected-access
       (bag,) = self._input(node)
-      self._set_output(node, bag.groupby(_group_key, shuffle="tasks").map(_grouped))
+      self._set_output(node, groupby_tasks(bag, _group_key, hash=_key_hash).map(_grouped))
     elif kind is overrides._GroupAlsoByWindow:  # pylint: disable=protected-access
-      (bag,) = self._input(node)  # global windows only: the grouping is done
+      windowfn = next(iter(node.main_inputs.values())).windowing.windowfn
+      if not isinstance(windowfn, GlobalWindows):
+        raise NotImplementedError(
+            f"{node.full_label}: the Dask runner groups in the global window only, "
+            f"not {type(windowfn).__name__}")
+      (bag,) = self._input(node)  # the grouping by key is done
       self._set_output(node, bag)
     elif kind is overrides._Flatten:  # pylint: disable=protected-access
       bags = self._input(node)
@@ -353,10 +385,10 @@ class DaskRunner(beam_dask_runner.DaskRunner):
         cluster.close()
       raise
     try:
-      npartitions = options.view_as(DaskOptions).npartitions or (
-          PARTITIONS_PER_THREAD * cluster_threads(client))
+      dask_opts = options.view_as(DaskOptions)
+      npartitions = dask_opts.npartitions or PARTITIONS_PER_THREAD * cluster_threads(client)
       pipeline.replace_all(overrides.dask_overrides())
-      translator = _Translator(npartitions)
+      translator = _Translator(npartitions, dask_opts.partition_size)
       pipeline.visit(translator)
       sinks = [bag.map_partitions(_count) for bag in translator.sinks()]
       futures = client.compute(sinks)
