@@ -32,19 +32,18 @@ def ship(model_dir: str, output_dir: str) -> str:
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   shutil.copy(config_path, os.path.join(tmp, "config.yaml"))
-  step = ckpt.rsplit("-", 1)[-1]
-  prefix = tf.train.Checkpoint(model=net).write(os.path.join(tmp, f"model-{step}"))
-  # tf.train.latest_checkpoint reads this index file.
-  tf.train.update_checkpoint_state(tmp, prefix, all_model_checkpoint_paths=[prefix])
+  step = int(ckpt.rsplit("-", 1)[-1])
+  # CheckpointManager writes the state file with paths relative to the folder,
+  # so the folder can move (into the package, then site-packages).
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net), tmp, max_to_keep=1,
+                                       checkpoint_name="model")
+  manager.save(checkpoint_number=step)
   with open(os.path.join(tmp, "SOURCE.txt"), "w") as f:
     f.write(f"checkpoint: {ckpt}\nconfig: {config_path}\n"
             "built by: python -m train.experiments.ship_default "
             f"--model_dir {model_dir} --output_dir {output_dir}\n")
   shutil.rmtree(output_dir, ignore_errors=True)
   os.replace(tmp, output_dir)
-  # The checkpoint state file holds the absolute temporary path: rewrite it relative.
-  tf.train.update_checkpoint_state(output_dir, f"model-{step}",
-                                   all_model_checkpoint_paths=[f"model-{step}"])
   return os.path.join(output_dir, f"model-{step}")
 
 
