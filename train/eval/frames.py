@@ -127,16 +127,20 @@ class FrameSource:
       raise ValueError(f"--input {self.path}: camera {self.camera} cannot be opened (no such "
                        "camera, no permission, or in use)")
     try:
-      while True:
-        ok, frame = cap.read()
-        if not ok:
-          break
-        self.frames_read += 1
-        yield np.ascontiguousarray(frame[..., ::-1])
+      yield from self._decoded(cap)
       if self.frames_read == 0:
         raise ValueError(f"--input {self.path}: camera {self.camera} gave no frame")
     finally:
       cap.release()
+
+  def _decoded(self, cap) -> Iterator[np.ndarray]:
+    """RGB frames of an opened cv2.VideoCapture until it ends, counted in frames_read."""
+    while True:
+      ok, frame = cap.read()
+      if not ok:
+        return
+      self.frames_read += 1
+      yield np.ascontiguousarray(frame[..., ::-1])
 
   def _video_frames(self) -> Iterator[np.ndarray]:
     try:
@@ -151,12 +155,7 @@ class FrameSource:
     try:
       count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
       self.expected_frames = count if count > 0 else None
-      while True:
-        ok, frame = cap.read()
-        if not ok:
-          break
-        self.frames_read += 1
-        yield np.ascontiguousarray(frame[..., ::-1])
+      yield from self._decoded(cap)
       if self.frames_read == 0:
         raise ValueError(f"--input {path}: no frame of the video could be decoded")
       self.read_to_end = True
