@@ -42,6 +42,8 @@ from pipelines.readers import fs
 
 LOCK_NAME = ".pipelines.lock"
 INFO_NAME = "dataset_info.json"
+# Held while a split adds itself to dataset_info.json (pipelines/writer.py).
+INFO_LOCK_NAME = ".dataset_info.lock"
 
 # NAME-SPLIT.tfrecord-00000-of-00008, optionally with the writer's .tmp-RUNID suffix.
 _SHARD = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-\d{5}-of-\d{5}(?P<tmp>\.tmp-.*)?$")
@@ -302,7 +304,10 @@ def own_leftovers(output_dir: str, name: str, split: str) -> List[str]:
     m = _SHARD.match(entry)
     if m and m.group("tmp") and m.group("name") == name and m.group("split") == split:
       out.append(entry)
-    elif entry in (f"rejected-{split}.jsonl.tmp", f"{INFO_NAME}.tmp"):
+    elif (entry in (f"rejected-{split}.jsonl.tmp", f"{INFO_NAME}.tmp", INFO_LOCK_NAME)
+          or entry.startswith(f"{INFO_NAME}.tmp-")):
+      # The info lock of a killed run: this job holds the output-dir lock, and
+      # no finalize step has started while the pipeline is being built.
       out.append(entry)
   return out
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, Optional
 
@@ -144,6 +145,49 @@ def finalize_split(_, shards, rejects, output_dir, name, split, num_shards, reco
   for r in rejects:
     by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
   info_path = os.path.join(output_dir, "dataset_info.json")
+  with _info_lock(output_dir):
+    return _update_info(tf, info_path, name, record_kind, features, split, num_shards, shards,
+                        rejects, by_reason, extra_info)
+
+
+class _info_lock:
+  """Serialises the read-modify-write of dataset_info.json between the splits
+  of one job, whose finalize steps may run at once on different workers (two
+  splits of moving MNIST on a Dask cluster): an exclusive-create lock file on a
+  local folder; on remote storage (no atomic create) writers are not serialised."""
+
+  def __init__(self, output_dir: str, timeout_s: float = 120.0):
+    self.path = os.path.join(output_dir, output_dirs.INFO_LOCK_NAME)
+    self.timeout_s = timeout_s
+    self.held = False
+
+  def __enter__(self):
+    if "://" in self.path:
+      return self
+    deadline = time.monotonic() + self.timeout_s
+    while True:
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        if time.monotonic() > deadline:
+          raise RuntimeError(f"{self.path}: held for over {self.timeout_s:.0f} s by another "
+                             "writer of this job; remove it if no job is running") from None
+        time.sleep(0.05)
+        continue
+      os.write(fd, f"{os.getpid()}\n".encode())
+      os.close(fd)
+      self.held = True
+      return self
+
+  def __exit__(self, *exc):
+    if self.held:
+      os.remove(self.path)
+    return False
+
+
+def _update_info(tf, info_path, name, record_kind, features, split, num_shards, shards, rejects,
+                 by_reason, extra_info):
+  """Adds one split's entry to dataset_info.json (under _info_lock)."""
   info = {}
   if tf.io.gfile.exists(info_path):
     try:
@@ -166,10 +210,11 @@ def finalize_split(_, shards, rejects, output_dir, name, split, num_shards, reco
   }
   split_info.update(extra_info or {})
   info["splits"][split] = split_info
-  with tf.io.gfile.GFile(info_path + ".tmp", "w") as f:
+  tmp = f"{info_path}.tmp-{uuid.uuid4().hex[:8]}"
+  with tf.io.gfile.GFile(tmp, "w") as f:
     json.dump(info, f, indent=2, sort_keys=True)
     f.write("\n")
-  tf.io.gfile.rename(info_path + ".tmp", info_path, overwrite=True)
+  tf.io.gfile.rename(tmp, info_path, overwrite=True)
   return split_info
 
 

@@ -129,3 +129,39 @@ def test_writer_build_step_builds_records_in_the_shard_writer(tmp_path):
   info = json.load(open(os.path.join(built, "dataset_info.json")))["splits"]["train"]
   assert info["num_tracks"] == 5 and info["rejected_by_reason"] == {
       "bad_box": 1, "malformed_annotation": 1}
+
+
+def test_splits_finalized_at_once_all_land_in_dataset_info(tmp_path):
+  """Two splits' finalize steps at the same moment (as on two Dask workers):
+  dataset_info.json ends with both, byte-identical to writing them in turn."""
+  import json
+  import threading
+
+  from pipelines import writer
+
+  def shards_of(out, split):
+    path = out / f"d-{split}.tfrecord-00000-of-00001.tmp-x"
+    path.write_bytes(b"")
+    return [{"shard": 0, "tmp": str(path), "final": str(out / f"d-{split}.tfrecord-00000-of-00001"),
+             "num_records": 1, "num_frames": 2}]
+
+  def finalize(out, split):
+    writer.finalize_split(None, shards_of(out, split), [], str(out), "d", split, 1, "track",
+                          {}, None)
+
+  ref = tmp_path / "ref"
+  ref.mkdir()
+  for split in ("test", "train"):
+    finalize(ref, split)
+  expected = (ref / "dataset_info.json").read_bytes()
+  assert set(json.loads(expected)["splits"]) == {"test", "train"}
+  for k in range(10):
+    out = tmp_path / f"run{k}"
+    out.mkdir()
+    threads = [threading.Thread(target=finalize, args=(out, s)) for s in ("train", "test")]
+    for t in threads:
+      t.start()
+    for t in threads:
+      t.join()
+    assert (out / "dataset_info.json").read_bytes() == expected
+    assert not [p.name for p in out.iterdir() if "lock" in p.name or ".tmp" in p.name]
