@@ -97,11 +97,15 @@ def test_reinforce_training_runs_with_linear_annealing(mnist_like, tmp_path):
 
 
 def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
-  result, steps = _run(mnist_like, tmp_path, "warm_start", 40, **{
-      "trainer.rl.warm_start_steps": 40, "trainer.learning_rate": 3e-3,
+  # 80 steps, first and last quarter: a batch of 4 videos makes each step's
+  # reward noisy (40 steps compared 8 against 8 and failed about once in 20;
+  # the quarters of 80 steps differed by 25-37 in three runs).
+  result, steps = _run(mnist_like, tmp_path, "warm_start", 80, **{
+      "trainer.rl.warm_start_steps": 80, "trainer.learning_rate": 3e-3,
       "trainer.lr_schedule": "constant"})
   rewards = [s["mean_action_reward"] for s in steps]
-  assert np.mean(rewards[-8:]) > np.mean(rewards[:8]) + 1.0, rewards
+  q = len(rewards) // 4
+  assert np.mean(rewards[-q:]) > np.mean(rewards[:q]) + 1.0, rewards
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
