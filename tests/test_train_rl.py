@@ -98,7 +98,7 @@ def test_reinforce_training_runs_with_linear_annealing(mnist_like, tmp_path):
 
 def test_supervised_warm_start_improves_the_reward(mnist_like, tmp_path):
   # 80 steps, first and last quarter: a batch of 4 videos makes each step's
-  # reward noisy (40 steps compared 8 against 8 and failed about once in 20;
+  # reward noisy (40 steps compared 8 against 8 failed in one of three suite runs;
   # the quarters of 80 steps differed by 25-37 in three runs).
   result, steps = _run(mnist_like, tmp_path, "warm_start", 80, **{
       "trainer.rl.warm_start_steps": 80, "trainer.learning_rate": 3e-3,
