@@ -95,14 +95,15 @@ def occlusion_mask(boxes_xyxy, visible, occlusion=None) -> np.ndarray:
   return valid & mask
 
 
-def parse_dataset(spec: str):
-  """--dataset KIND:DIR -> (kind, dir); clear errors for a bad kind or a missing dir."""
+def parse_dataset(spec: str, kinds=KINDS):
+  """--dataset KIND:DIR -> (kind, dir), KIND one of `kinds`; clear errors for a
+  bad kind or a missing dir."""
   if ":" not in spec:
-    raise ValueError(f"--dataset must be KIND:DIR with KIND one of {KINDS}, got {spec!r}")
+    raise ValueError(f"--dataset must be KIND:DIR with KIND one of {kinds}, got {spec!r}")
   kind, path = spec.split(":", 1)
   kind = kind.strip().lower()
-  if kind not in KINDS:
-    raise ValueError(f"--dataset kind {kind!r} unknown; expected one of {KINDS}")
+  if kind not in kinds:
+    raise ValueError(f"--dataset kind {kind!r} unknown; expected one of {kinds}")
   if not os.path.exists(path):
     raise ValueError(f"--dataset directory {path!r} does not exist")
   return kind, path

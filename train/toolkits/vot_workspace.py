@@ -49,6 +49,7 @@ from configs import cli as cli_errors  # noqa: E402
 from model import geometry  # noqa: E402
 from pipelines.readers import sequences as sequence_readers  # noqa: E402
 from train.eval import cli, metrics, protocols  # noqa: E402
+from train.eval.datasets import parse_dataset  # noqa: E402
 
 WORKSPACE_KINDS = ("otb", "vot")
 TRACKER_PROTOCOLS = ("python", "traxpython")
@@ -156,19 +157,6 @@ def tracker_ids(tracker: str, tracker_protocols: Sequence[str]) -> Dict[str, str
   return out
 
 
-def _parse_dataset(spec: str):
-  if ":" not in spec:
-    raise ValueError(f"--dataset must be KIND:DIR with KIND one of {WORKSPACE_KINDS}, "
-                     f"got {spec!r}")
-  kind, root = spec.split(":", 1)
-  kind = kind.strip().lower()
-  if kind not in WORKSPACE_KINDS:
-    raise ValueError(f"--dataset kind {kind!r}: the workspace writer reads {WORKSPACE_KINDS}")
-  if not os.path.isdir(root):
-    raise ValueError(f"--dataset directory {root!r} does not exist")
-  return kind, root
-
-
 def write_workspace(datasets: Sequence[str], workspace: str, model: str = "default",
                     sequences: Sequence[str] = (), max_sequences: int = 0, max_frames: int = 0,
                     tracker: str = DEFAULT_TRACKER, tracker_protocols: Sequence[str] = ("python",),
@@ -191,7 +179,7 @@ def write_workspace(datasets: Sequence[str], workspace: str, model: str = "defau
   seqs = []
   wanted = set(sequences)
   for spec in datasets:
-    kind, root = _parse_dataset(spec)
+    kind, root = parse_dataset(spec, WORKSPACE_KINDS)
     found = sorted(sequence_readers.read_sequences(kind, root), key=lambda s: s.name)
     seqs.extend(s for s in found if not wanted or s.name in wanted)
   missing = wanted - {s.name for s in seqs}
