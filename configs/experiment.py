@@ -88,6 +88,10 @@ class DataConfig:
   # True = it is left out with a warning, as long as every stage keeps a source.
   skip_unusable: bool = False
   mirror_prob: float = 0.5
+  # RL agent videos only (train.data.rl_video_tf): a random number of quarter
+  # turns per video (square frames), and playing a video backwards.
+  rotate90: bool = False
+  reverse_prob: float = 0.0
   jitter: JitterConfig = dataclasses.field(default_factory=JitterConfig)
   # Frames are padded (bottom/right, zeros) to this canvas so full frames of
   # different tracks batch together for in-step self-training crops; larger
@@ -116,6 +120,8 @@ class DataConfig:
     require(0 <= self.crop_pair_weight <= 1,
             f"data.crop_pair_weight must be in [0, 1], got {self.crop_pair_weight}")
     require(0 <= self.mirror_prob <= 1, f"data.mirror_prob must be in [0, 1], got {self.mirror_prob}")
+    require(0 <= self.reverse_prob <= 1,
+            f"data.reverse_prob must be in [0, 1], got {self.reverse_prob}")
     require(self.max_frame_gap >= 0, f"data.max_frame_gap must be >= 0, got {self.max_frame_gap}")
     require(self.windows_per_track >= 1,
             f"data.windows_per_track must be >= 1, got {self.windows_per_track}")

@@ -237,8 +237,12 @@ class RLAgentConfig:
   lstm_activation: str = "relu"
   hidden_units: int = 256
   fixed_side: float = 28.0
+  # L2 coefficient on every kernel (Keras regularizers, added to the loss by
+  # the trainer); 0 = none, as in the paper.
+  weight_decay: float = 0.0
 
   def validate(self) -> None:
+    require(self.weight_decay >= 0, f"model.weight_decay must be >= 0, got {self.weight_decay}")
     require(self.output_dim in (2, 3), f"model.output_dim must be 2 (x, y) or 3 (x, y, side), got {self.output_dim}")
     require(self.sigma > 0, f"model.sigma must be > 0, got {self.sigma}")
     require(self.frame_size >= 8, f"model.frame_size must be >= 8, got {self.frame_size}")

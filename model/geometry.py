@@ -267,6 +267,17 @@ def mirror_xyxy_tf(boxes, width):
                   axis=-1)
 
 
+def rot90_xyxy_tf(boxes, width):
+  """Boxes xyxy in an image `width` pixels wide -> the same boxes after
+  tf.image.rot90(image, k=1) (a quarter turn counter-clockwise): a pixel at
+  (x, y) moves to (y, width - x)."""
+  tf = _tf()
+  boxes = tf.convert_to_tensor(boxes)
+  width = tf.cast(width, boxes.dtype)
+  return tf.stack([boxes[..., 1], width - boxes[..., 2], boxes[..., 3], width - boxes[..., 0]],
+                  axis=-1)
+
+
 def xywh_to_xyxy_tf(boxes):
   tf = _tf()
   b = tf.convert_to_tensor(boxes)

@@ -92,22 +92,26 @@ class RLAgent(ConfigModelMixin, keras.Model):
     super().__init__(**kwargs)
     self.cfg = base.as_config(RLAgentConfig, config, prefix="model")
     cfg = self.cfg
+    reg = keras.regularizers.L2(cfg.weight_decay) if cfg.weight_decay > 0 else None
     self.convs = []
     self.pools = []
     for n, filters in enumerate(cfg.conv_filters, start=1):
       self.convs.append(keras.layers.Conv2D(filters, cfg.conv_kernel, padding=cfg.conv_padding,
-                                            kernel_initializer="he_normal", name=f"conv{n}"))
+                                            kernel_initializer="he_normal", kernel_regularizer=reg,
+                                            name=f"conv{n}"))
       self.pools.append(keras.layers.MaxPool2D(cfg.pool_size, cfg.pool_size, padding="valid",
                                                name=f"pool{n}"))
     self.lstm = PeepholeLSTMCell(cfg.lstm_units, peephole="none", activation=cfg.lstm_activation,
-                                 forget_bias=1.0, name="lstm")
+                                 forget_bias=1.0, kernel_regularizer=reg,
+                                 recurrent_regularizer=reg, name="lstm")
     self.hidden = keras.layers.Dense(cfg.hidden_units, activation="relu",
-                                     kernel_initializer="he_normal", name="rl_hidden")
+                                     kernel_initializer="he_normal", kernel_regularizer=reg,
+                                     name="rl_hidden")
     centre = [cfg.frame_size / 2.0, cfg.frame_size / 2.0, cfg.fixed_side][:cfg.output_dim]
     # mu computes in float32 under any policy (pixels: bfloat16 would round
     # a centre near 100 to steps of half a pixel, half the paper's sigma).
     self.mu_layer = keras.layers.Dense(cfg.output_dim, bias_initializer=keras.initializers.Constant(centre),
-                                       name="rl_mu", dtype="float32")
+                                       kernel_regularizer=reg, name="rl_mu", dtype="float32")
 
   # ---------------------------------------------------------------- building
 

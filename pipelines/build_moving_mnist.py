@@ -5,8 +5,13 @@
 
 Writes both splits in one run, as in the paper: `train` = 500 sequences of
 20 frames from MNIST training digits, `test` = 100 sequences of 100 frames
-from test digits (--num_train --num_test --train_length --test_length). The
-dataset is named moving_mnist_{variant}: OUT/moving_mnist_fixed-train.tfrecord-*
+from test digits (--num_train --num_test --train_length --test_length).
+With --num_val N a third split, `val`, holds N sequences of --val_length
+frames made from the last --val_digits MNIST training digits, which the
+`train` split then never uses: a validation set of unseen digits that
+leaves the test digits alone (choose recipes there, score `test` once).
+With --num_val 0 (the default) `train` draws from every training digit.
+The dataset is named moving_mnist_{variant}: OUT/moving_mnist_fixed-train.tfrecord-*
 etc. Records: track records with source "mnist", PNG grayscale 100x100
 frames, xyxy pixel boxes = the drawn digit square, track/label = the digit.
 
@@ -37,6 +42,7 @@ from pipelines.synthetic.moving_mnist import VARIANTS, MovingMnistConfig  # noqa
 
 SOURCE = "mnist"
 SPLITS = ("train", "test")
+VAL_SPLIT = "val"
 
 
 def generator_config(opts: MovingMnistJobOptions) -> MovingMnistConfig:
@@ -51,10 +57,12 @@ def validate(opts: MovingMnistJobOptions) -> None:
   common.check_generator_options(opts)
   if not opts.variant:
     raise options.JobConfigError(f"--variant is required: one of {'|'.join(VARIANTS)}")
-  for flag in ("num_train", "num_test", "train_length", "test_length"):
+  for flag in ("num_train", "num_test", "train_length", "test_length", "val_length"):
     value = getattr(opts, flag)
     if value is None or value < 1:
       raise options.JobConfigError(f"--{flag} must be >= 1, got {value}")
+  if opts.num_val is None or opts.num_val < 0:
+    raise options.JobConfigError(f"--num_val must be >= 0, got {opts.num_val}")
   try:
     generator_config(opts).validate()
   except ValueError as e:
@@ -69,6 +77,29 @@ def validate(opts: MovingMnistJobOptions) -> None:
     if digits.shape[1:] != (28, 28):
       raise options.JobConfigError(f"{opts.mnist_dir}: {split} digits are {digits.shape[1:]}, "
                                 f"expected 28x28")
+    if split == "train" and opts.num_val:
+      if not 2 <= opts.val_digits <= len(digits) - 2:
+        raise options.JobConfigError(
+            f"--val_digits {opts.val_digits} must be in [2, {len(digits) - 2}]: the "
+            f"{len(digits)} MNIST training digits of {opts.mnist_dir} are split between "
+            f"the train and val sequences")
+
+
+def job_splits(opts) -> tuple:
+  """The splits a run writes: train, test, and val when --num_val > 0."""
+  return SPLITS + ((VAL_SPLIT,) if opts.num_val else ())
+
+
+def digit_pools(opts) -> dict:
+  """split -> (MNIST split, slice of its digits) the split's sequences draw from.
+
+  `val` takes the last --val_digits training digits and `train` the rest, so
+  no validation digit is ever a training target or distractor."""
+  if not opts.num_val:
+    return {"train": ("train", slice(None)), "test": ("test", slice(None))}
+  k = opts.val_digits
+  return {"train": ("train", slice(None, -k)), "test": ("test", slice(None)),
+          VAL_SPLIT: ("train", slice(-k, None))}
 
 
 def track_id(variant: str, split: str, index: int) -> str:
@@ -78,17 +109,22 @@ def track_id(variant: str, split: str, index: int) -> str:
 class GenerateSequenceFn(beam.DoFn):
   """index -> (key, serialized track record, num_frames)."""
 
-  def __init__(self, cfg: MovingMnistConfig, mnist_dir: str, split: str, length: int, seed: int):
+  def __init__(self, cfg: MovingMnistConfig, mnist_dir: str, split: str, length: int, seed: int,
+               pool: tuple = None):
     self._cfg = cfg
     self._mnist_dir = mnist_dir
     self._split = split
     self._length = length
     self._seed = seed
+    # (MNIST split, slice of its digits): see digit_pools().
+    self._pool = pool or (split, slice(None))
     self._digits = None
     self._labels = None
 
   def setup(self):
-    self._digits, self._labels = mnist.load_mnist(self._mnist_dir, self._split)
+    mnist_split, part = self._pool
+    digits, labels = mnist.load_mnist(self._mnist_dir, mnist_split)
+    self._digits, self._labels = digits[part], labels[part]
 
   def process(self, index):
     gen = rng.track_rng(self._seed, "moving_mnist", self._cfg.variant, self._split, index)
@@ -113,18 +149,21 @@ def dataset_name(opts) -> str:
 def build(p: beam.Pipeline, opts: MovingMnistJobOptions) -> None:
   cfg = generator_config(opts)
   name = dataset_name(opts)
-  plan = {"train": (opts.num_train, opts.train_length), "test": (opts.num_test, opts.test_length)}
+  plan = {"train": (opts.num_train, opts.train_length), "test": (opts.num_test, opts.test_length),
+          VAL_SPLIT: (opts.num_val, opts.val_length)}
+  pools = digit_pools(opts)
   results = []
-  for split in SPLITS:
+  for split in job_splits(opts):
     count, length = plan[split]
+    pool = pools[split]
     records = (p
                | f"{split}/Indices" >> beam.Create(range(count))
                | f"{split}/Spread" >> beam.Reshuffle()
                | f"{split}/Generate" >> beam.ParDo(
-                   GenerateSequenceFn(cfg, opts.mnist_dir, split, length, opts.seed)))
+                   GenerateSequenceFn(cfg, opts.mnist_dir, split, length, opts.seed, pool)))
     info = {"generator": "pipelines.build_moving_mnist", "seed": opts.seed,
             "sequence_length": length, "config": dataclasses.asdict(cfg),
-            "digits": "MNIST training split" if split == "train" else "MNIST test split"}
+            "digits": _describe_pool(pool)}
     # (the writer's "rejects may be None" is refused by Beam 2.77's tuple input
     # handling, hence an empty PCollection: nothing here can be rejected.)
     no_rejects = p | f"{split}/NoRejects" >> beam.Create([])
@@ -139,14 +178,24 @@ def build(p: beam.Pipeline, opts: MovingMnistJobOptions) -> None:
                                       output_dir=opts.output_dir))
 
 
+def _describe_pool(pool) -> str:
+  mnist_split, part = pool
+  name = "MNIST training split" if mnist_split == "train" else "MNIST test split"
+  if part.start is None and part.stop is None:
+    return name
+  if part.start is None:
+    return f"{name}, all but the last {-part.stop} digits"
+  return f"{name}, the last {-part.start} digits"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
   argv = list(sys.argv[1:] if argv is None else argv)
   if runner.maybe_print_help(argv, MovingMnistJobOptions, "pipelines.build_moving_mnist", __doc__):
     return {}
-  counters = runner.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist",
-                            splits=SPLITS)
   opts = runner.make_pipeline_options(argv).view_as(MovingMnistJobOptions)
-  common.write_previews(opts, dataset_name(opts), SPLITS)
+  counters = runner.run_job(argv, MovingMnistJobOptions, validate, build, "build_moving_mnist",
+                            splits=job_splits(opts))
+  common.write_previews(opts, dataset_name(opts), job_splits(opts))
   return counters
 
 

@@ -289,6 +289,14 @@ class MovingMnistOptions(PipelineOptions):
     parser.add_argument("--train_length", type=int, default=20,
                         help="Frames per training sequence.")
     parser.add_argument("--test_length", type=int, default=100, help="Frames per test sequence.")
+    parser.add_argument("--num_val", type=int, default=0,
+                        help="Validation sequences (split `val`, from held-out training digits; "
+                             "0: no val split).")
+    parser.add_argument("--val_length", type=int, default=100,
+                        help="Frames per validation sequence.")
+    parser.add_argument("--val_digits", type=int, default=500,
+                        help="With --num_val: the last this many MNIST training digits make the "
+                             "val sequences and are never used by train.")
     for field in dataclasses.fields(MovingMnistConfig):
       if field.name == "variant":
         continue

@@ -31,7 +31,9 @@ def test_perfect_tracker():
   v = m.vid_scores([gt], [gt])
   assert v["fraction_above_0.5"] == 1.0 and v["auc"] == pytest.approx(20 / 21)
   r = m.rl_scores([gt], [gt])
-  assert r == {"predictions": 3, "average_center_error": 0.0, "average_iou": 1.0}
+  assert r == {"predictions": 3, "average_center_error": 0.0, "average_iou": 1.0,
+               "center_error_first_frames": 0.0, "center_error_last_frames": 0.0,
+               "edge_frames": 10}
 
 
 def test_shifted_tracker_with_known_iou():
@@ -216,3 +218,21 @@ def test_unknown_protocol_and_length_mismatch():
     p.run_protocol("eao", ScriptedTracker([_box(0)]), CountingFrames(1), np.array([_box(0)]))
   with pytest.raises(ValueError, match="2 frames but 3"):
     p.run_one_pass(ScriptedTracker([_box(0)] * 3), CountingFrames(2), np.array([_box(0)] * 3))
+
+
+def test_rl_scores_first_and_last_frames():
+  # 25 frames: error 1 px in frames 0-9, 5 px in the middle, 9 px in frames 15-24
+  gt = np.array([_box(0)] * 25, float)
+  shift = np.array([1.0] * 10 + [5.0] * 5 + [9.0] * 10)
+  pred = gt + np.stack([shift, 0 * shift, shift, 0 * shift], -1)
+  short_gt, short_pred = gt[:4], gt[:4] + [3.0, 0, 3.0, 0]   # a 4-frame track: both ends
+  r = m.rl_scores([pred, short_pred], [gt, short_gt])
+  assert r["edge_frames"] == 10
+  assert r["center_error_first_frames"] == pytest.approx((10 * 1 + 4 * 3) / 14)
+  assert r["center_error_last_frames"] == pytest.approx((10 * 9 + 4 * 3) / 14)
+  # frames the mask leaves out count at neither end
+  mask = np.ones(25, bool)
+  mask[:5] = False
+  r = m.rl_scores([pred], [gt], [mask])
+  assert r["center_error_first_frames"] == pytest.approx(1.0)
+  assert r["predictions"] == 20

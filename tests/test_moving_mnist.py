@@ -248,3 +248,35 @@ def test_missing_mnist_dir_names_it(tmp_path):
   with pytest.raises(options.JobConfigError, match="nowhere"):
     build_moving_mnist.main(["--variant", "fixed", "--mnist_dir", str(tmp_path / "nowhere"),
                              "--output_dir", str(tmp_path / "o")])
+
+
+def test_val_split_uses_held_out_training_digits(tmp_path, shared_dir):
+  out = tmp_path / "v"
+  _run(out, "--num_val", "3", "--val_length", "6", "--val_digits", "40", shared=shared_dir)
+  info = json.load(open(out / "dataset_info.json"))
+  assert info["splits"]["val"]["num_tracks"] == 3 and info["splits"]["val"]["num_frames"] == 18
+  assert info["splits"]["val"]["digits"] == "MNIST training split, the last 40 digits"
+  assert info["splits"]["train"]["digits"] == "MNIST training split, all but the last 40 digits"
+  digits, labels = mnist.load_mnist(str(shared_dir / "data" / "mnist"), "train")
+  cfg = mm.MovingMnistConfig(variant="scalable")
+  from pipelines.synthetic import rng
+  # each record is the generator's sequence drawn from the held-out digits only
+  for split, pool in (("val", slice(-40, None)), ("train", slice(None, -40))):
+    records = {}
+    for raw in tf.data.TFRecordDataset(shards.record_files(str(out), split=split)):
+      track = schema.parse_track(raw.numpy())
+      records[track.track_id] = track
+    assert len(records) == (3 if split == "val" else 4)
+    for index in range(len(records)):
+      track = records[build_moving_mnist.track_id("scalable", split, index)]
+      want, boxes, _ = mm.generate_sequence(
+          cfg, digits[pool], labels[pool], len(track.images),
+          rng.track_rng(7, "moving_mnist", "scalable", split, index))
+      got = np.stack([tf.io.decode_png(im).numpy()[..., 0] for im in track.images])
+      np.testing.assert_array_equal(got, want)
+      np.testing.assert_allclose(track.boxes_xyxy, boxes)
+
+
+def test_val_digits_must_leave_training_digits(tmp_path, shared_dir):
+  with pytest.raises(options.JobConfigError, match="--val_digits"):
+    _run(tmp_path / "o", "--num_val", "2", "--val_digits", "999999", shared=shared_dir)

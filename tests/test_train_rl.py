@@ -7,7 +7,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from configs import experiment
-from pipelines import schema
+from model import geometry
+from pipelines import build_moving_mnist, schema
 from train import data, rl_task, toy_data, trainer as trainer_lib
 from tests.train_helpers import REPO, read_log
 
@@ -121,3 +122,68 @@ def test_mixed_precision_switch_trains_a_mixed_model(mnist_like, tmp_path, polic
   assert all(v.dtype == tf.float32 for v in tr.model.trainable_variables)
   result = tr.train()
   assert result["step"] == 2 and np.isfinite(result["loss"])
+
+
+def test_quarter_turn_moves_boxes_with_the_pixels():
+  img = np.zeros([1, 40, 60, 1], np.float32)  # non-square: the width is what the rule uses
+  img[0, 5:12, 30:50] = 1.0                      # box xyxy (30, 5, 50, 12)
+  turned = tf.image.rot90(img[0]).numpy()[..., 0]
+  ys, xs = np.nonzero(turned)
+  box = geometry.rot90_xyxy_tf(tf.constant([30.0, 5.0, 50.0, 12.0]), 60).numpy()
+  np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+
+
+@pytest.mark.parametrize("sets", [["data.rotate90=true", "data.mirror_prob=0.5"],
+                                  ["data.reverse_prob=1.0", "data.mirror_prob=0.0"]])
+def test_video_augmentation_keeps_boxes_on_the_target(sets, tmp_path):
+  # A bright square moving right on a black canvas: after every augmentation
+  # the box still covers exactly the bright pixels, frame by frame.
+  frames, boxes = [], []
+  for t in range(6):
+    f = np.zeros([100, 100, 1], np.uint8)
+    x, y = 10 + 7 * t, 20 + 2 * t
+    f[y:y + 15, x:x + 15] = 255
+    frames.append(tf.io.encode_png(f).numpy())
+    boxes.append([x, y, x + 15, y + 15])
+  track = {"images": tf.constant(frames), "boxes_xyxy": tf.constant(boxes, tf.float32)}
+  cfg = experiment.load_experiment(DRLT, ["data.train_dir=unused", *sets]).data
+  seen = set()
+  for seed in range(12):
+    tf.random.set_seed(seed)
+    v = data.rl_video_tf(track, cfg, 6, 100)
+    for img, box in zip(v["frames"].numpy()[..., 0], v["boxes"].numpy()):
+      ys, xs = np.nonzero(img > 0.5)
+      np.testing.assert_allclose(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    seen.add(tuple(np.round(v["boxes"].numpy()[0]).astype(int)))
+  if "data.reverse_prob=1.0" in sets:
+    assert seen == {(45, 30, 60, 45)}   # always the last frame first
+  else:
+    assert len(seen) >= 5               # several of the 8 symmetries drawn
+
+
+def test_validation_reports_first_and_last_frames(tmp_path, shared_dir):
+  out = tmp_path / "mm"
+  build_moving_mnist.main([
+      "--variant", "noisy", "--mnist_dir", str(shared_dir / "data" / "mnist"),
+      "--output_dir", str(out), "--num_train", "2", "--num_test", "1", "--num_val", "3",
+      "--val_length", "12", "--train_length", "20", "--num_shards", "1"])
+  cfg = experiment.load_experiment(str(REPO / "configs" / "drlt_mnist_noisy.yaml"), [
+      f"data.train_dir={out}", f"data.val_dir={out}", "data.val_split=val",
+      "model.lstm_units=16", "model.hidden_units=16"])
+  task = rl_task.RLTask(cfg)
+  model = task.build_model()
+  got = task.validate(model)
+  assert set(got) == {"iou", "center_error_px", "center_error_px_first10",
+                      "center_error_px_last10"}
+  # the same numbers one track at a time
+  errs, first, last = [], [], []
+  for t in data.load_val_tracks(str(out), "val", 10, 100, 1):
+    mu, _ = model.unroll(tf.constant(t["frames"], tf.float32)[None] / 255.0)
+    err = geometry.center_error_xyxy(model.decode_actions(mu)[0].numpy(), t["boxes"])
+    errs.extend(err)
+    first.extend(err[:10])
+    last.extend(err[-10:])
+  assert len(errs) == 36
+  np.testing.assert_allclose(
+      [got["center_error_px"], got["center_error_px_first10"], got["center_error_px_last10"]],
+      [np.mean(errs), np.mean(first), np.mean(last)], rtol=1e-4)

@@ -516,13 +516,28 @@ def re3_dataset(cfg: DataConfig, unroll: int, batch_size: int, self_train_prob: 
 
 def rl_video_tf(track: Dict[str, tf.Tensor], cfg: DataConfig, length: int,
                 frame_size: int) -> Dict[str, tf.Tensor]:
-  """First `length` frames of a video: frames float32 0..1 [L, S, S, C], boxes [L, 4]."""
+  """First `length` frames of a video: frames float32 0..1 [L, S, S, C], boxes [L, 4].
+
+  Whole-video augmentation (the same for every frame): mirrored left-right
+  with data.mirror_prob, turned by a random multiple of 90 degrees when
+  data.rotate90 (with mirroring: all 8 symmetries of the square), and played
+  backwards with data.reverse_prob.
+  """
   frames = decode_frames_tf(track["images"][:length], cfg.channels)
   boxes = tf.cast(track["boxes_xyxy"][:length], tf.float32)
   width = tf.cast(tf.shape(frames)[2], tf.float32)
   mirror = tf.random.uniform([]) < cfg.mirror_prob
   boxes = tf.where(mirror, geometry.mirror_xyxy_tf(boxes, width), boxes)
   frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
+  if cfg.rotate90:
+    for _ in range(3):  # up to three quarter turns, each with probability 1/2: k in 0..3
+      turn = tf.random.uniform([]) < 0.5
+      boxes = tf.where(turn, geometry.rot90_xyxy_tf(boxes, tf.shape(frames)[2]), boxes)
+      frames = tf.cond(turn, lambda f=frames: tf.image.rot90(f), lambda f=frames: f)
+  if cfg.reverse_prob > 0:
+    back = tf.random.uniform([]) < cfg.reverse_prob
+    boxes = tf.where(back, tf.reverse(boxes, axis=[0]), boxes)
+    frames = tf.cond(back, lambda: tf.reverse(frames, axis=[0]), lambda: frames)
   frames, boxes, _ = fit_canvas_tf(frames, boxes, [frame_size, frame_size])
   frames = tf.cast(frames, tf.float32) / 255.0
   return {"frames": tf.ensure_shape(frames, [length, frame_size, frame_size, cfg.channels]),

@@ -223,14 +223,35 @@ def vid_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None)
           "fraction_above_0.5": _value_at(curve, SUCCESS_THRESHOLDS, 0.5)}
 
 
+# Frames at each end of a track for the first/last-frames centre errors
+# (frames 0-9 and 90-99 of the 100-frame moving-MNIST test sequences).
+EDGE_FRAMES = 10
+
+
 def rl_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None) -> Dict[str, float]:
   """The RL paper's Table 1: average center pixel error and average IoU over all predictions."""
   p, g = _pool(preds, gts, masks)
   if p.shape[0] == 0:
     return {"predictions": 0, "average_center_error": float("nan"), "average_iou": float("nan")}
+  first, last = [], []
+  for i, (pi, gi) in enumerate(zip(preds, gts)):
+    pi, gi = _pair(pi, gi)
+    keep = valid_ground_truth(gi)
+    if masks is not None and masks[i] is not None:
+      keep &= np.asarray(masks[i], dtype=bool).reshape(-1)
+    index = np.arange(len(gi))
+    err = center_errors(pi, gi)
+    first.append(err[keep & (index < EDGE_FRAMES)])
+    last.append(err[keep & (index >= len(gi) - EDGE_FRAMES)])
+  first, last = np.concatenate(first), np.concatenate(last)
   return {"predictions": int(p.shape[0]),
           "average_center_error": float(np.mean(center_errors(p, g))),
-          "average_iou": float(np.mean(frame_ious(p, g)))}
+          "average_iou": float(np.mean(frame_ious(p, g))),
+          # whether a tracker finds its target and whether its error stays
+          # bounded: the first and the last EDGE_FRAMES frames of every track
+          "center_error_first_frames": float(np.mean(first)) if first.size else float("nan"),
+          "center_error_last_frames": float(np.mean(last)) if last.size else float("nan"),
+          "edge_frames": EDGE_FRAMES}
 
 
 # ---------------------------------------------------------------------------
