@@ -43,6 +43,10 @@ RUN_NAMES = {
     "rl_mixed_tanh": "RL agent, mixed loss, tanh LSTM (not the paper's ReLU)",
     "rl_mixed_aug": "RL agent, mixed loss, tanh LSTM, mirrored videos",
     "re3": "Re3 (CPU size, configs/experiments/re3_mnist.yaml)",
+    # mnist_noisy_rl.sh (pure REINFORCE, the paper's network, chosen on a val split)
+    "rl_paper": "RL agent, pure REINFORCE, mnist_noisy_rl.sh rl_paper",
+    "rl_aug": "RL agent, pure REINFORCE, whole-video symmetries (rl_aug)",
+    "rl_5000": "RL agent, pure REINFORCE, 5,000 training videos (rl_5000, not the paper's 500)",
 }
 
 
@@ -68,14 +72,17 @@ def mnist_rows(root: str) -> List[Dict[str, object]]:
                      "run": run, "tracker_name": tname,
                      "center_error_px": rl["average_center_error"],
                      "iou_pct": 100.0 * rl["average_iou"], "frames": perf["dataset"]["frames"],
+                     "error_first_px": rl.get("center_error_first_frames"),
+                     "error_last_px": rl.get("center_error_last_frames"),
                      "sequences": len(perf["dataset"]["sequences"]),
                      "fps": r["speed"]["fps"]})
   return rows
 
 
 def mnist_table(rows: List[Dict[str, object]]) -> str:
-  out = ["| setting | tracker | avg center error (px) | avg IoU (%) | beats paper row |",
-         "|---|---|---|---|---|"]
+  out = ["| setting | tracker | avg center error (px) | avg IoU (%) | beats paper row | "
+         "error, first 10 frames (px) | error, last 10 frames (px) |",
+         "|---|---|---|---|---|---|---|"]
   paper = {v: (e, i) for v, (_, e, i) in PAPER_TABLE1.items()}
   for r in rows:
     if r["tracker"].startswith("paper"):
@@ -85,8 +92,10 @@ def mnist_table(rows: List[Dict[str, object]]) -> str:
       both = r["center_error_px"] < e and r["iou_pct"] > i
       beats = "yes (both)" if both else ("IoU only" if r["iou_pct"] > i else
                                          ("error only" if r["center_error_px"] < e else "no"))
+    edges = " | ".join("" if r.get(k) is None else f"{r[k]:.2f}"
+                       for k in ("error_first_px", "error_last_px"))
     out.append(f"| {r['setting']} | {r['tracker']} | {r['center_error_px']:.2f} | "
-               f"{r['iou_pct']:.2f} | {beats} |")
+               f"{r['iou_pct']:.2f} | {beats} | {edges} |")
   return "\n".join(out)
 
 
