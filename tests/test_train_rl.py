@@ -187,3 +187,32 @@ def test_validation_reports_first_and_last_frames(tmp_path, shared_dir):
   np.testing.assert_allclose(
       [got["center_error_px"], got["center_error_px_first10"], got["center_error_px_last10"]],
       [np.mean(errs), np.mean(first), np.mean(last)], rtol=1e-4)
+
+
+def test_init_model_starts_a_fresh_run_from_trained_weights(mnist_like, tmp_path):
+  result, _ = _run(mnist_like, tmp_path, "supervised", 3, **{"trainer.learning_rate": 1e-3})
+  source = str(tmp_path / "supervised")
+  cfg = experiment.load_experiment(DRLT, [
+      f"data.train_dir={mnist_like}", "model.lstm_units=32", "model.hidden_units=32",
+      f"trainer.init_model={source}"])
+  task = rl_task.RLTask(cfg)
+  net = task.build_model()
+  from model import loading
+  trained = rl_task.RLTask(experiment.load_experiment(DRLT, [
+      f"data.train_dir={mnist_like}", "model.lstm_units=32", "model.hidden_units=32"])).build_model()
+  tf.train.Checkpoint(model=trained).restore(loading.find_checkpoint(source)).expect_partial()
+  fresh = rl_task.RLTask(experiment.load_experiment(DRLT, [
+      f"data.train_dir={mnist_like}", "model.lstm_units=32", "model.hidden_units=32"])).build_model()
+  assert not np.array_equal(fresh.weights[0].numpy(), trained.weights[0].numpy())
+  for a, b in zip(net.weights, trained.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  # another network, or no checkpoint: a clear error naming what was given
+  other = experiment.load_experiment(DRLT, [
+      f"data.train_dir={mnist_like}", "model.lstm_units=16", "model.hidden_units=32",
+      f"trainer.init_model={source}"])
+  with pytest.raises(ValueError, match="does not hold this network"):
+    rl_task.RLTask(other).build_model()
+  empty = experiment.load_experiment(DRLT, [f"data.train_dir={mnist_like}",
+                                            f"trainer.init_model={tmp_path / 'nothing'}"])
+  with pytest.raises(ValueError, match="no checkpoint there"):
+    rl_task.RLTask(empty).build_model()

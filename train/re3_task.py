@@ -30,7 +30,7 @@ from model import caffenet_import, efficientnet_import, geometry
 from model.re3 import build_re3
 from train import data as data_lib
 from train.curriculum import Stage
-from train.task import Task
+from train.task import Task, init_from_model
 from train.validation import track_iou
 
 log = logging.getLogger("train")
@@ -142,6 +142,8 @@ class Re3Task(Task):
         path = efficientnet_import.find_installed_weights(self.cfg.model.tower.split("_")[-1])
       loaded = efficientnet_import.load_tower_weights(net, path)
       log.info("tower initialised from %s (%d tensors)", path, len(loaded))
+    if self.cfg.trainer.init_model:
+      init_from_model(net, self.cfg.trainer.init_model)
     return net
 
   def num_stages(self) -> int:

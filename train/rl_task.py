@@ -34,7 +34,7 @@ from model import geometry
 from model.rl_agent import build_rl_agent, log_prob, reward, sample_actions
 from train import data as data_lib
 from train.curriculum import Stage
-from train.task import Task
+from train.task import Task, init_from_model
 
 
 def returns_tf(rewards, mode: str):
@@ -79,7 +79,10 @@ class RLTask(Task):
     self._val: Optional[List[Dict[str, np.ndarray]]] = None
 
   def build_model(self):
-    return build_rl_agent(self.cfg.model)
+    net = build_rl_agent(self.cfg.model)
+    if self.cfg.trainer.init_model:
+      init_from_model(net, self.cfg.trainer.init_model)
+    return net
 
   def num_stages(self) -> int:
     return 1

@@ -7,12 +7,36 @@ loss; train/trainer.py runs any task under train/runtime.py's strategy.
 
 from __future__ import annotations
 
+import logging
 from typing import Dict
 
 import tensorflow as tf
 import tf_keras as keras
 
+from model import loading
 from train.curriculum import Stage
+
+log = logging.getLogger(__name__)
+
+
+def init_from_model(net: keras.Model, path: str) -> str:
+  """Assigns every weight of `net` from a trained model (trainer.init_model: a
+  training model_dir, or a checkpoint prefix) of the same network -> the
+  checkpoint read. Fails naming the checkpoint when it does not hold this
+  network (a variable missing or of another shape); the optimizer's slots and
+  the step are not read: the run starts at step 0."""
+  ckpt = loading.find_checkpoint(path) if tf.io.gfile.isdir(path) else path
+  if not ckpt or not tf.io.gfile.exists(ckpt + ".index"):
+    raise ValueError(f"trainer.init_model {path!r}: no checkpoint there (a training model_dir "
+                     "or a checkpoint prefix)")
+  try:
+    status = tf.train.Checkpoint(model=net).restore(ckpt)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError) as e:
+    raise ValueError(f"trainer.init_model {ckpt}: does not hold this network as `model` "
+                     f"({str(e).splitlines()[0]})") from None
+  log.info("weights initialised from %s", ckpt)
+  return ckpt
 
 
 class Task:

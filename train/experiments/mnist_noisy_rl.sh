@@ -29,6 +29,11 @@
 #                 data.rotate90, data.reverse_prob): 16 versions of each video
 #      rl_5000    the paper's recipe on 5,000 training sequences (not the
 #                 paper's data size: a labelled variant)
+#      rl_curriculum  a curriculum from the scalable setting: the paper's recipe
+#                 first on 500 scalable sequences (no noise, no distractor;
+#                 the same held-out val digits) -> $OUT/rl_scalable, then on
+#                 the 500 noisy sequences from those weights
+#                 (trainer.init_model), $UPDATES updates each
 # 3. test: train.evaluate --protocol ope on the 100 test sequences, the agent
 #    sees frames only (no first box), as mnist_table1.sh.
 # 4. table: train.experiments.report mnist (Table 1 rows of these runs, with
@@ -60,47 +65,56 @@ mkdir -p "$OUT/eval"
 data_dir() {  # run -> its dataset
   case "$1" in
     rl_5000) echo "$DATA/mnist_noisy_5000" ;;
+    rl_scalable) echo "$DATA/mnist_scalable" ;;
     *) echo "$DATA/mnist_noisy" ;;
   esac
 }
 
+build_data() {  # variant num_train dir
+  if ls "$3"/moving_mnist_"$1"-val.tfrecord-* >/dev/null 2>&1; then log "data: reusing $3"; return; fi
+  log "data: python -m pipelines.build_moving_mnist --variant $1 --num_train $2 --num_val 100 ... -> $3"
+  python -m pipelines.build_moving_mnist --variant "$1" --mnist_dir "$MNIST" --output_dir "$3" \
+    --seed "$SEED" --num_train "$2" --num_test 100 --num_val 100 --val_digits 500 \
+    --train_length 20 --test_length 100 --val_length 100 --num_shards 4 --preview 4 \
+    --mnist_distractor_motion "$DISTRACTOR" --runner DirectRunner
+}
+
 phase_data() {
-  local d n
-  for n in 500 5000; do
-    d="$DATA/mnist_noisy"; [ "$n" = 5000 ] && d="$DATA/mnist_noisy_5000"
-    if [ "$n" = 5000 ] && [[ " $RUNS " != *" rl_5000 "* ]]; then continue; fi
-    if has "$d" val; then log "data: reusing $d"; continue; fi
-    log "data: python -m pipelines.build_moving_mnist --variant noisy --num_train $n --num_val 100 ... -> $d"
-    python -m pipelines.build_moving_mnist --variant noisy --mnist_dir "$MNIST" --output_dir "$d" \
-      --seed "$SEED" --num_train "$n" --num_test 100 --num_val 100 --val_digits 500 \
-      --train_length 20 --test_length 100 --val_length 100 --num_shards 4 --preview 4 \
-      --mnist_distractor_motion "$DISTRACTOR" --runner DirectRunner
-  done
+  build_data noisy 500 "$DATA/mnist_noisy"
+  if [[ " $RUNS " == *" rl_5000 "* ]]; then build_data noisy 5000 "$DATA/mnist_noisy_5000"; fi
+  if [[ " $RUNS " == *" rl_curriculum "* ]]; then build_data scalable 500 "$DATA/mnist_scalable"; fi
 }
 
 run_sets() {  # run -> its --set flags beyond the common ones
   case "$1" in
-    rl_paper|rl_5000) ;;
+    rl_paper|rl_5000|rl_scalable) ;;
     rl_aug) echo "--set data.mirror_prob=0.5 --set data.rotate90=true --set data.reverse_prob=0.5" ;;
-    *) echo "unknown run $1 (rl_paper | rl_aug | rl_5000)" >&2; return 2 ;;
+    rl_curriculum) echo "--set trainer.init_model=$OUT/rl_scalable" ;;
+    *) echo "unknown run $1 (rl_paper | rl_aug | rl_5000 | rl_curriculum)" >&2; return 2 ;;
   esac
 }
 
-phase_train() {
-  local run d sets start
-  for run in $RUNS; do
-    sets=$(run_sets "$run")
-    d=$(data_dir "$run")
-    start=$(date +%s)
-    log "train $run: python -m train.train --config configs/drlt_mnist_noisy.yaml --model_dir $OUT/$run $sets ($UPDATES updates)"
-    # shellcheck disable=SC2086
-    python -m train.train --config configs/drlt_mnist_noisy.yaml --model_dir "$OUT/$run" \
+train_one() {  # run variant
+  local run=$1 variant=$2 d sets start
+  sets=$(run_sets "$run")
+  d=$(data_dir "$run")
+  start=$(date +%s)
+  log "train $run: python -m train.train --config configs/drlt_mnist_$variant.yaml --model_dir $OUT/$run $sets ($UPDATES updates)"
+  # shellcheck disable=SC2086
+  python -m train.train --config "configs/drlt_mnist_$variant.yaml" --model_dir "$OUT/$run" \
       --set "data.train_dir=$d" --set "data.val_dir=$d" --set data.val_split=val \
       --set "trainer.train_steps=$UPDATES" --set "trainer.rl.batch_size=$BATCH" \
       --set "trainer.learning_rate=$LR" --set trainer.rl.objective=reinforce \
       --set "trainer.val_every=$VAL_EVERY" --set trainer.checkpoint_every=500 \
       --set trainer.log_every=250 --set "runtime.seed=$SEED" $sets
-    log "train $run: $(( $(date +%s) - start )) s"
+  log "train $run: $(( $(date +%s) - start )) s"
+}
+
+phase_train() {
+  local run
+  for run in $RUNS; do
+    [ "$run" = rl_curriculum ] && train_one rl_scalable scalable
+    train_one "$run" noisy
   done
 }
 
