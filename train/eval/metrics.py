@@ -199,20 +199,23 @@ def ope_summary(per_sequence: Iterable[Mapping[str, object]]) -> Dict[str, objec
 # ---------------------------------------------------------------------------
 
 
-def _pool(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None):
+def _tracks(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None):
+  """Per track: (pred, gt, keep) with keep = valid ground truth and the mask."""
   if len(preds) != len(gts):
     raise ValueError(f"{len(preds)} prediction arrays for {len(gts)} ground-truth arrays")
-  ps, gs = [], []
   for i, (p, g) in enumerate(zip(preds, gts)):
     p, g = _pair(p, g)
     keep = valid_ground_truth(g)
     if masks is not None and masks[i] is not None:
       keep &= np.asarray(masks[i], dtype=bool).reshape(-1)
-    ps.append(p[keep])
-    gs.append(g[keep])
-  if not ps:
+    yield p, g, keep
+
+
+def _pool(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None):
+  kept = [(p[keep], g[keep]) for p, g, keep in _tracks(preds, gts, masks)]
+  if not kept:
     return np.zeros([0, 4]), np.zeros([0, 4])
-  return np.concatenate(ps), np.concatenate(gs)
+  return np.concatenate([p for p, _ in kept]), np.concatenate([g for _, g in kept])
 
 
 def vid_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None) -> Dict[str, object]:
@@ -234,11 +237,7 @@ def rl_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None) 
   if p.shape[0] == 0:
     return {"predictions": 0, "average_center_error": float("nan"), "average_iou": float("nan")}
   first, last = [], []
-  for i, (pi, gi) in enumerate(zip(preds, gts)):
-    pi, gi = _pair(pi, gi)
-    keep = valid_ground_truth(gi)
-    if masks is not None and masks[i] is not None:
-      keep &= np.asarray(masks[i], dtype=bool).reshape(-1)
+  for pi, gi, keep in _tracks(preds, gts, masks):
     index = np.arange(len(gi))
     err = center_errors(pi, gi)
     first.append(err[keep & (index < EDGE_FRAMES)])
