@@ -47,6 +47,7 @@ RUN_NAMES = {
     "rl_paper": "RL agent, pure REINFORCE, mnist_noisy_rl.sh rl_paper",
     "rl_aug": "RL agent, pure REINFORCE, whole-video symmetries (rl_aug)",
     "rl_5000": "RL agent, pure REINFORCE, 5,000 training videos (rl_5000, not the paper's 500)",
+    "rl_curriculum": "RL agent, pure REINFORCE, scalable then noisy (rl_curriculum)",
 }
 
 
