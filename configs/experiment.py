@@ -88,8 +88,8 @@ class DataConfig:
   # True = it is left out with a warning, as long as every stage keeps a source.
   skip_unusable: bool = False
   mirror_prob: float = 0.5
-  # RL agent videos only (train.data.rl_video_tf): a random number of quarter
-  # turns per video (square frames), and playing a video backwards.
+  # RL agent videos only (train.data.rl_video_tf): k ~ Binomial(3, 1/2) quarter
+  # turns per video, and playing a video backwards with reverse_prob.
   rotate90: bool = False
   reverse_prob: float = 0.0
   jitter: JitterConfig = dataclasses.field(default_factory=JitterConfig)

@@ -519,9 +519,10 @@ def rl_video_tf(track: Dict[str, tf.Tensor], cfg: DataConfig, length: int,
   """First `length` frames of a video: frames float32 0..1 [L, S, S, C], boxes [L, 4].
 
   Whole-video augmentation (the same for every frame): mirrored left-right
-  with data.mirror_prob, turned by a random multiple of 90 degrees when
-  data.rotate90 (with mirroring: all 8 symmetries of the square), and played
-  backwards with data.reverse_prob.
+  with data.mirror_prob, turned by k quarter turns when data.rotate90 (three
+  coin flips, so k = 0, 1, 2, 3 with probabilities 1/8, 3/8, 3/8, 1/8; with
+  mirroring every one of the 8 symmetries of the square can be drawn, not
+  equally often), and played backwards with data.reverse_prob.
   """
   frames = decode_frames_tf(track["images"][:length], cfg.channels)
   boxes = tf.cast(track["boxes_xyxy"][:length], tf.float32)
@@ -530,7 +531,7 @@ def rl_video_tf(track: Dict[str, tf.Tensor], cfg: DataConfig, length: int,
   boxes = tf.where(mirror, geometry.mirror_xyxy_tf(boxes, width), boxes)
   frames = tf.cond(mirror, lambda: tf.reverse(frames, axis=[2]), lambda: frames)
   if cfg.rotate90:
-    for _ in range(3):  # up to three quarter turns, each with probability 1/2: k in 0..3
+    for _ in range(3):  # three coin flips, one quarter turn each: k ~ Binomial(3, 1/2)
       turn = tf.random.uniform([]) < 0.5
       boxes = tf.where(turn, geometry.rot90_xyxy_tf(boxes, tf.shape(frames)[2]), boxes)
       frames = tf.cond(turn, lambda f=frames: tf.image.rot90(f), lambda f=frames: f)

@@ -27,6 +27,7 @@
 #      rl_aug     + whole-video symmetries: mirrored (p 0.5), 0-3 quarter
 #                 turns, played backwards (p 0.5) (data.mirror_prob,
 #                 data.rotate90, data.reverse_prob): 16 versions of each video
+#                 (the turns from three coin flips: not all equally often)
 #      rl_5000    the paper's recipe on 5,000 training sequences (not the
 #                 paper's data size: a labelled variant)
 #      rl_curriculum  a curriculum from the scalable setting: the paper's recipe
