@@ -94,13 +94,21 @@ def load_model(path: str, expect_task: Optional[str] = None):
     net = build_re3(model_cfg)
   else:
     net = build_rl_agent(model_cfg)
-  status = tf.train.Checkpoint(model=net).restore(ckpt)
-  try:
-    status.expect_partial().assert_existing_objects_matched()
-  except AssertionError as e:
-    raise ValueError(f"{ckpt}: the checkpoint does not hold this {task} network as `model` "
-                     f"({str(e).splitlines()[0]})") from None
+  restore_weights(net, ckpt, f"{ckpt}: the checkpoint does not hold this {task} network as "
+                              "`model`")
   return task, net, ckpt, config_path
+
+
+def restore_weights(net, ckpt: str, error: str) -> None:
+  """Every variable of `net` from checkpoint `ckpt` (written as
+  tf.train.Checkpoint(model=net, ...); optimizer slots and the step are not
+  read). A variable missing from it or of another shape -> ValueError
+  "{error} (first line of TensorFlow's reason)"."""
+  try:
+    status = tf.train.Checkpoint(model=net).restore(ckpt)
+    status.expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError) as e:
+    raise ValueError(f"{error} ({str(e).splitlines()[0]})") from None
 
 
 def load_graph(path: str):

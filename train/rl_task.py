@@ -34,6 +34,7 @@ from model import geometry
 from model.rl_agent import build_rl_agent, log_prob, reward, sample_actions
 from train import data as data_lib
 from train.curriculum import Stage
+from train.eval import metrics
 from train.task import Task, init_from_model
 
 
@@ -77,6 +78,7 @@ class RLTask(Task):
     self.cfg = cfg
     self.rl = cfg.trainer.rl
     self._val: Optional[List[Dict[str, np.ndarray]]] = None
+    self._val_unroll = None  # (model, its traced unroll) for validate()
 
   def build_model(self):
     net = build_rl_agent(self.cfg.model)
@@ -163,9 +165,10 @@ class RLTask(Task):
     return tf.cast(tf.round(tf.clip_by_value(img, 0, 1) * 255), tf.uint8)
 
   def validate(self, model) -> Dict[str, float]:
-    """Mean IoU and centre error of the mean action over the validation
+    """train.eval.metrics.rl_scores of the mean action over the validation
     tracks, whole tracks from the zero state (as train.evaluate runs the
-    agent); tracks of one length run as one batch, in chunks."""
+    agent): mean IoU, centre error, and the centre error of the first and the
+    last 10 frames. Tracks of one length run as one batch, in chunks."""
     d = self.cfg.data
     if not d.val_dir:
       return {}
@@ -178,23 +181,19 @@ class RLTask(Task):
       frames, boxes, _ = data_lib.fit_canvas_tf(tf.constant(t["frames"]),
                                                 tf.constant(t["boxes"]), [size, size])
       by_length.setdefault(len(t["frames"]), []).append((frames, boxes.numpy()))
-    unroll = tf.function(lambda f: model.unroll(f, training=False)[0], reduce_retracing=True)
-    ious, errs, early, late = [], [], [], []
+    if self._val_unroll is None or self._val_unroll[0] is not model:
+      self._val_unroll = (model, tf.function(lambda f: model.unroll(f, training=False)[0],
+                                             reduce_retracing=True))
+    unroll = self._val_unroll[1]
+    preds, gts = [], []
     chunk = 25
     for tracks in by_length.values():
       for i in range(0, len(tracks), chunk):
         part = tracks[i:i + chunk]
         frames = tf.cast(tf.stack([f for f, _ in part]), tf.float32) / 255.0
-        pred = model.decode_actions(tf.cast(unroll(frames), tf.float32)).numpy()
-        for p, (_, gt) in zip(pred, part):
-          ok = geometry.box_is_valid_xyxy(gt)
-          err = geometry.center_error_xyxy(p[ok], gt[ok])
-          ious.extend(geometry.iou_xyxy(p[ok], gt[ok]).tolist())
-          errs.extend(err.tolist())
-          early.extend(err[:10].tolist())
-          late.extend(err[-10:].tolist())
-    # The centre error over each track's first and last 10 frames: whether
-    # the agent finds the target, and whether its error stays bounded.
-    return {"iou": float(np.mean(ious)), "center_error_px": float(np.mean(errs)),
-            "center_error_px_first10": float(np.mean(early)),
-            "center_error_px_last10": float(np.mean(late))}
+        preds.extend(model.decode_actions(tf.cast(unroll(frames), tf.float32)).numpy())
+        gts.extend(gt for _, gt in part)
+    s = metrics.rl_scores(preds, gts)
+    return {"iou": s["average_iou"], "center_error_px": s["average_center_error"],
+            "center_error_px_first10": s["center_error_first_frames"],
+            "center_error_px_last10": s["center_error_last_frames"]}

@@ -29,12 +29,8 @@ def init_from_model(net: keras.Model, path: str) -> str:
   if not ckpt or not tf.io.gfile.exists(ckpt + ".index"):
     raise ValueError(f"trainer.init_model {path!r}: no checkpoint there (a training model_dir "
                      "or a checkpoint prefix)")
-  try:
-    status = tf.train.Checkpoint(model=net).restore(ckpt)
-    status.expect_partial().assert_existing_objects_matched()
-  except (AssertionError, ValueError) as e:
-    raise ValueError(f"trainer.init_model {ckpt}: does not hold this network as `model` "
-                     f"({str(e).splitlines()[0]})") from None
+  loading.restore_weights(net, ckpt, f"trainer.init_model {ckpt}: does not hold this network "
+                                     "as `model`")
   log.info("weights initialised from %s", ckpt)
   return ckpt
 

@@ -232,22 +232,26 @@ EDGE_FRAMES = 10
 
 
 def rl_scores(preds: Sequence, gts: Sequence, masks: Optional[Sequence] = None) -> Dict[str, float]:
-  """The RL paper's Table 1: average center pixel error and average IoU over all predictions."""
-  p, g = _pool(preds, gts, masks)
+  """The RL paper's Table 1: average center pixel error and average IoU over all
+  predictions, and the center error over the first and the last EDGE_FRAMES
+  frames of every track (whether a tracker finds its target, whether its error
+  stays bounded)."""
+  ps, gs, first, last = [], [], [], []
+  for p, g, keep in _tracks(preds, gts, masks):
+    index = np.arange(len(g))
+    err = center_errors(p, g)
+    ps.append(p[keep])
+    gs.append(g[keep])
+    first.append(err[keep & (index < EDGE_FRAMES)])
+    last.append(err[keep & (index >= len(g) - EDGE_FRAMES)])
+  p = np.concatenate(ps) if ps else np.zeros([0, 4])
   if p.shape[0] == 0:
     return {"predictions": 0, "average_center_error": float("nan"), "average_iou": float("nan")}
-  first, last = [], []
-  for pi, gi, keep in _tracks(preds, gts, masks):
-    index = np.arange(len(gi))
-    err = center_errors(pi, gi)
-    first.append(err[keep & (index < EDGE_FRAMES)])
-    last.append(err[keep & (index >= len(gi) - EDGE_FRAMES)])
+  g = np.concatenate(gs)
   first, last = np.concatenate(first), np.concatenate(last)
   return {"predictions": int(p.shape[0]),
           "average_center_error": float(np.mean(center_errors(p, g))),
           "average_iou": float(np.mean(frame_ious(p, g))),
-          # whether a tracker finds its target and whether its error stays
-          # bounded: the first and the last EDGE_FRAMES frames of every track
           "center_error_first_frames": float(np.mean(first)) if first.size else float("nan"),
           "center_error_last_frames": float(np.mean(last)) if last.size else float("nan"),
           "edge_frames": EDGE_FRAMES}
