@@ -33,6 +33,8 @@ def test_curves_table_and_plot(tmp_path):
   table = rl_curves.validation_table([("first", str(a)), ("second", str(b))]).splitlines()
   assert table[2] == "| first | 1000 | 55.00 | 6.00 |  |  |"
   assert table[3].startswith("| second | no validation yet")
+  assert rl_curves.read_curves(str(a / "train_log.jsonl")) == c   # the log file itself
+  assert rl_curves.validation_table([("first", str(a / "train_log.jsonl"))]).splitlines()[2] == table[2]
   png = rl_curves.plot_runs([("first", str(a)), ("second", str(b))], str(tmp_path / "p" / "c.png"))
   with open(png, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
@@ -41,6 +43,8 @@ def test_curves_table_and_plot(tmp_path):
 def test_bad_logs_are_named(tmp_path):
   with pytest.raises(FileNotFoundError, match="no training log"):
     rl_curves.read_curves(str(tmp_path / "none"))
+  with pytest.raises(FileNotFoundError, match="none.jsonl: no training log"):
+    rl_curves.read_curves(str(tmp_path / "none.jsonl"))
   bad = tmp_path / "bad"
   bad.mkdir()
   (bad / "train_log.jsonl").write_text('{"event": "step", "step": 1, "reward": 1}\n{oops\n')

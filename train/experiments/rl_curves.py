@@ -3,7 +3,8 @@
   python -m train.experiments.rl_curves --output docs/images/rl_noisy_curves.png \\
       --run "paper=runs/mnist_noisy_rl/paper" --run "augmented=runs/mnist_noisy_rl/aug"
 
-Reads each run's train_log.jsonl (train.train writes it): the mean sampled
+Reads each run's train_log.jsonl (train.train writes it; --run takes the
+model_dir or the log file itself, e.g. a copy under docs/results): the mean sampled
 reward of the logged steps (eq. 4, pixels, higher is better) and the
 validation events (trainer.val_every; mean IoU and the centre error of the
 last 10 frames of each validation track). A run restarted from its
@@ -29,11 +30,19 @@ from train.eval import plots  # noqa: E402
 Curve = List[Tuple[int, float]]
 
 
-def read_curves(model_dir: str) -> Dict[str, Curve]:
-  """{"reward": [(step, value)], "val_iou": [...], "val_last10_px": [...]} of a run."""
-  path = os.path.join(model_dir, "train_log.jsonl")
+def log_path(run: str) -> str:
+  """A run's training log: `run` itself when it is a .jsonl file, else run/train_log.jsonl."""
+  path = run if run.endswith(".jsonl") else os.path.join(run, "train_log.jsonl")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{path}: no training log (is {model_dir!r} a train.train model_dir?)")
+    raise FileNotFoundError(f"{path}: no training log (is {run!r} a train.train model_dir "
+                            "or its train_log.jsonl?)")
+  return path
+
+
+def read_curves(model_dir: str) -> Dict[str, Curve]:
+  """{"reward": [(step, value)], "val_iou": [...], "val_last10_px": [...]} of a run
+  (its model_dir or its train_log.jsonl)."""
+  path = log_path(model_dir)
   by_key: Dict[str, Dict[int, float]] = {"reward": {}, "val_iou": {}, "val_last10_px": {}}
   with open(path) as f:
     for n, line in enumerate(f, 1):
@@ -56,7 +65,7 @@ def read_curves(model_dir: str) -> Dict[str, Curve]:
 def last_validation(model_dir: str) -> Dict[str, float]:
   """The run's last validation event (step, val_* metrics); {} when none."""
   last: Dict[str, float] = {}
-  with open(os.path.join(model_dir, "train_log.jsonl")) as f:
+  with open(log_path(model_dir)) as f:
     for line in f:
       if '"validation"' in line:
         rec = json.loads(line)
@@ -116,7 +125,8 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=flags.FLAGS):
-  flags.DEFINE_multi_string("run", [], "LABEL=MODEL_DIR of a train.train RL run (repeatable).",
+  flags.DEFINE_multi_string("run", [], "LABEL=MODEL_DIR (or LABEL=.../train_log.jsonl) of a "
+                            "train.train RL run (repeatable).",
                             flag_values=flag_values)
   flags.DEFINE_string("output", None, "PNG to write.", flag_values=flag_values)
   flags.DEFINE_string("title", "", "Figure title.", flag_values=flag_values)
@@ -136,7 +146,7 @@ def main(argv, flag_values=None):
   for spec in fv.run:
     label, sep, path = spec.partition("=")
     if not sep or not label or not path:
-      raise app.UsageError(f"--run {spec!r}: expected LABEL=MODEL_DIR")
+      raise app.UsageError(f"--run {spec!r}: expected LABEL=MODEL_DIR or LABEL=LOG.jsonl")
     runs.append((label, path))
   print(plot_runs(runs, fv.output, fv.title))
   table = validation_table(runs)
