@@ -32,6 +32,7 @@
 #                 Algorithm 1 line 10's baseline b_t is the episodes' mean of
 #                 the step reward r^i_t; an action moves no later frame, so the
 #                 rewards after t add only variance to its return
+#      rl_paper_step  rl_paper with those step returns (no augmentation)
 #      rl_5000    the paper's recipe on 5,000 training sequences (not the
 #                 paper's data size: a labelled variant)
 #      rl_curriculum  a curriculum from the scalable setting: the paper's recipe
@@ -95,8 +96,9 @@ run_sets() {  # run -> its --set flags beyond the common ones
     rl_paper|rl_5000|rl_scalable) ;;
     rl_aug) echo "--set data.mirror_prob=0.5 --set data.rotate90=true --set data.reverse_prob=0.5" ;;
     rl_aug_step) echo "$(run_sets rl_aug) --set trainer.rl.return_mode=step" ;;
+    rl_paper_step) echo "--set trainer.rl.return_mode=step" ;;
     rl_curriculum) echo "--set trainer.init_model=$OUT/rl_scalable" ;;
-    *) echo "unknown run $1 (rl_paper | rl_aug | rl_aug_step | rl_5000 | rl_curriculum)" >&2; return 2 ;;
+    *) echo "unknown run $1 (rl_paper | rl_paper_step | rl_aug | rl_aug_step | rl_5000 | rl_curriculum)" >&2; return 2 ;;
   esac
 }
 

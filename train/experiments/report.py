@@ -46,6 +46,7 @@ RUN_NAMES = {
     # mnist_noisy_rl.sh (pure REINFORCE, the paper's network, chosen on a val split)
     "rl_paper": "RL agent, pure REINFORCE, mnist_noisy_rl.sh rl_paper",
     "rl_aug": "RL agent, pure REINFORCE, whole-video symmetries (rl_aug)",
+    "rl_paper_step": "RL agent, pure REINFORCE, step returns (rl_paper_step)",
     "rl_aug_step": "RL agent, pure REINFORCE, symmetries, step returns (rl_aug_step)",
     "rl_5000": "RL agent, pure REINFORCE, 5,000 training videos (rl_5000, not the paper's 500)",
     "rl_curriculum": "RL agent, pure REINFORCE, scalable then noisy (rl_curriculum)",
