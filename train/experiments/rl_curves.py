@@ -94,12 +94,15 @@ def plot_runs(runs: Sequence[Tuple[str, str]], output: str, title: str = "") -> 
   """runs: (label, model_dir) pairs -> the PNG at `output`."""
   plt = plots._plt()  # pylint: disable=protected-access
   fig, (ax_r, ax_v) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
-  for label, model_dir in runs:
+  for i, (label, model_dir) in enumerate(runs):
     c = read_curves(model_dir)
+    # ten colours, then the same colours dashed: no two runs look alike
+    style = {"color": f"C{i % 10}", "linestyle": "-" if i < 10 else "--", "linewidth": 1.5,
+             "label": label}
     if c["reward"]:
-      ax_r.plot(*zip(*c["reward"]), linewidth=1.5, label=label)
+      ax_r.plot(*zip(*c["reward"]), **style)
     if c["val_iou"]:
-      ax_v.plot(*zip(*c["val_iou"]), marker="o", linewidth=1.5, label=label)
+      ax_v.plot(*zip(*c["val_iou"]), marker="o", **style)
   ax_r.set_xlabel("update")
   ax_r.set_ylabel("mean sampled reward (eq. 4, px)")
   ax_r.set_title("training reward")
