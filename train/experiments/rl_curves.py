@@ -114,7 +114,7 @@ def plot_runs(runs: Sequence[Tuple[str, str]], output: str, title: str = "") -> 
   ax_v.grid(True, alpha=0.3)
   if ax_r.get_legend_handles_labels()[0]:
     ax_r.legend(fontsize=8)
-  if ax_v.get_legend_handles_labels()[0]:  # two columns above the curves (IoU 0.7-1 stays free)
+  if ax_v.get_legend_handles_labels()[0]:  # two columns at the top: above the noisy-row curves (IoU < 0.7)
     ax_v.legend(fontsize=7, loc="upper center", ncol=2)
   if title:
     fig.suptitle(title)
