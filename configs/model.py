@@ -79,7 +79,7 @@ class Re3ModelConfig:
 
   `tower` picks the conv tower: 'caffenet' (default, everything above) or
   'efficientnet_lite0', the ImageNet-pretrained EfficientNet-Lite0 of
-  model.efficientnet_lite (it scales its 0..255 input itself; the CaffeNet
+  model.towers.efficientnet_lite (it scales its 0..255 input itself; the CaffeNet
   fields above must then be left at their defaults). It runs blocks
   0..`tower_blocks - 1` (16 in all); a 1x1 conv with `tap_filters[k]`
   channels + PReLU taps the output of block `tower_taps[k]`, and the per-crop
@@ -179,7 +179,7 @@ class Re3ModelConfig:
   def tower_shapes(self) -> dict:
     """(height, width, channels) of every CaffeNet tower endpoint for one crop."""
     require(self.tower == "caffenet", f"model.tower is {self.tower}: its shapes come from "
-            "model.efficientnet_lite.tower_shapes (features: model.re3.features_per_crop)")
+            "model.towers.efficientnet_lite.tower_shapes (features: model.re3.features_per_crop)")
     s = self.crop_size
     f = self.conv_filters
     out = {}

@@ -36,12 +36,12 @@ flatten(skip3(conv5)) ++ flatten(pool5), flattened in NHWC order; the pair
 feature is prev ++ curr (37,104 + 37,104 = 74,208 with the paper sizes).
 
 With `model.tower: efficientnet_lite0` the shared tower is the ImageNet
-EfficientNet-Lite0 of model.efficientnet_lite (its own input scaling, batch
+EfficientNet-Lite0 of model.towers.efficientnet_lite (its own input scaling, batch
 norm folded, run up to block `tower_blocks - 1`; `net.tower`), and per-crop
 features are flatten(tap_k(block t_k)) for each t_k of `tower_taps` (1x1 conv
 with `tap_filters[k]` channels + PReLU, as the CaffeNet skips) ++
 flatten(last block). fc6, the LSTMs and the head are the same.
-`model.efficientnet_import.load_tower_weights(net)` loads the ImageNet weights.
+`model.towers.efficientnet_import.load_tower_weights(net)` loads the ImageNet weights.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ import tf_keras as keras
 
 from configs import base
 from configs.model import Re3ModelConfig
-from model.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
-from model.efficientnet_lite import tower_shapes as effnet_tower_shapes
+from model.towers.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
+from model.towers.efficientnet_lite import tower_shapes as effnet_tower_shapes
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
                           PeepholeLSTMCell)
 

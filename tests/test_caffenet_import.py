@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from configs.model import Re3ModelConfig
-from model.caffenet_import import CaffeNetImportError, load_caffenet_weights, read_caffe_weights
+from model.towers.caffenet_import import CaffeNetImportError, load_caffenet_weights, read_caffe_weights
 from model.re3 import build_re3
 
 CFG = Re3ModelConfig(crop_size=67, conv_filters=(8, 16, 12, 12, 8), conv_groups=(1, 2, 1, 2, 2),

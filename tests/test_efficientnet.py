@@ -19,13 +19,13 @@ from PIL import Image
 
 from configs.base import ConfigError
 from configs.model import Re3ModelConfig, load_model_config
-from model import efficientnet_import
-from model.efficientnet_import import (EfficientNetImportError, find_installed_weights, fold_batch_norm,
+from model.towers import efficientnet_import
+from model.towers.efficientnet_import import (EfficientNetImportError, find_installed_weights, fold_batch_norm,
                                        load_tower_weights)
-from model.efficientnet_lite import (BN_EPSILON, INPUT_MEAN, INPUT_SCALE, EfficientNetLiteClassifier,
+from model.towers.efficientnet_lite import (BN_EPSILON, INPUT_MEAN, INPUT_SCALE, EfficientNetLiteClassifier,
                                      EfficientNetLiteTower, block_specs, tower_shapes)
 from model.re3 import build_re3, count_parameters, features_per_crop
-from model.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, TorchLegacyError, read_legacy_state_dict
+from model.towers.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, TorchLegacyError, read_legacy_state_dict
 from pipelines.readers.voc_xml import parse_voc_xml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

