@@ -24,7 +24,8 @@ from configs import base
 from configs.base import ConfigError, require
 
 PEEPHOLE_MODES = ("diagonal", "full", "none")
-TOWERS = ("caffenet", "efficientnet_lite0")
+TOWERS = ("caffenet", "efficientnet_lite0", "nanotrack_v2")
+TEMPLATE_MODES = ("none", "xcorr")     # model.template
 # Fields that only the CaffeNet tower reads (an EfficientNet config must leave them unset).
 CAFFENET_FIELDS = ("mean_rgb", "input_scale", "conv_filters", "conv_kernels", "conv_groups",
                    "conv1_stride", "pool_size", "pool_stride", "lrn_depth_radius", "lrn_alpha",
@@ -84,8 +85,18 @@ class Re3ModelConfig:
   0..`tower_blocks - 1` (16 in all); a 1x1 conv with `tap_filters[k]`
   channels + PReLU taps the output of block `tower_taps[k]`, and the per-crop
   features are the flattened taps ++ the flattened last block
-  (model.re3.features_per_crop). `tower_trainable: false` freezes the tower
-  (either kind) so that only skips, fc6, LSTMs and head train.
+  (model.re3.features_per_crop). 'nanotrack_v2' is the tracking-pretrained
+  backbone of OpenCV's NanoTrack v2 (model.towers.nanotrack; 8 blocks, stride
+  16, 48 channels), with the same tower_blocks / taps / tap_filters fields.
+  `tower_trainable: false` freezes the tower (any kind) so that only skips,
+  fc6, LSTMs and head train.
+
+  `template` gives the tracker a memory of the target: 'xcorr' keeps the
+  target's first-frame features (the central half of the init crop's last
+  tower block, i.e. the target box itself at Re3's 2x context) in each
+  target's state and correlates them, pixel-wise and L2-normalised, with
+  every position of the current crop's last block; the correlation map
+  joins the pair features into fc6 (model.re3). 'none' is Re3.
   """
 
   crop_size: int = 227
@@ -114,6 +125,7 @@ class Re3ModelConfig:
   tower_taps: Tuple[int, ...] = (4,)
   tap_filters: Tuple[int, ...] = (16,)
   tower_trainable: bool = True
+  template: str = "none"
 
   def validate(self) -> None:
     require(self.tower in TOWERS, f"model.tower must be one of {list(TOWERS)}, got {self.tower!r}")
@@ -126,12 +138,16 @@ class Re3ModelConfig:
             f"model.peephole must be one of {list(PEEPHOLE_MODES)}, got {self.peephole!r}")
     require(self.output_units == 4, f"model.output_units must be 4 (x1, y1, x2, y2), got {self.output_units}")
     require(self.weight_decay >= 0, f"model.weight_decay must be >= 0, got {self.weight_decay}")
+    require(self.template in TEMPLATE_MODES,
+            f"model.template must be one of {list(TEMPLATE_MODES)}, got {self.template!r}")
+    require(self.template == "none" or self.tower != "caffenet",
+            "model.template: xcorr needs a pretrained tower (efficientnet_lite0 or nanotrack_v2)")
     if self.tower != "caffenet":
       self._validate_effnet()
       return
     for name in EFFNET_FIELDS:
       require(self._is_default(name),
-              f"model.{name} applies to model.tower: efficientnet_lite0 only (tower is caffenet)")
+              f"model.{name} applies to the pretrained towers only (tower is caffenet)")
     require(len(self.mean_rgb) == 3, f"model.mean_rgb needs 3 values, got {self.mean_rgb}")
     require(self.input_scale > 0, f"model.input_scale must be > 0, got {self.input_scale}")
     for name in ("conv_filters", "conv_kernels", "conv_groups"):

@@ -55,20 +55,47 @@ from configs import base
 from configs.model import Re3ModelConfig
 from model.towers.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
 from model.towers.efficientnet_lite import tower_shapes as effnet_tower_shapes
+from model.towers import nanotrack
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
                           PeepholeLSTMCell)
 
 State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 EFFNET_TOWERS = {"efficientnet_lite0": "lite0"}  # model.tower -> EfficientNet-Lite variant
 CAFFENET_SKIP_SOURCES = ("norm1", "norm2", "conv5")
+LSTM_STATE_PARTS = 4   # (h1, c1, h2, c2); a template adds rows after them
 
 
 def _effnet_shapes(cfg: Re3ModelConfig) -> Dict[str, Tuple[int, int, int]]:
-  """EfficientNet tower shapes for one crop; errors name the config key."""
+  """Pretrained tower shapes for one crop (EfficientNet-Lite or NanoTrack);
+  errors name the config key."""
   try:
+    if cfg.tower == "nanotrack_v2":
+      return nanotrack.tower_shapes(cfg.crop_size, cfg.tower_blocks)
     return effnet_tower_shapes(EFFNET_TOWERS[cfg.tower], cfg.crop_size, cfg.tower_blocks)
   except ValueError as e:
     raise base.ConfigError(f"model.tower_blocks={cfg.tower_blocks}: {e}") from None
+
+
+def template_geometry(cfg: Re3ModelConfig) -> Dict[str, int]:
+  """Sizes of the template memory (model.template: xcorr), from the config.
+
+  The template is the central half (rows and columns [n // 4, n - n // 4)) of
+  the init crop's last tower block: at Re3's 2x context that is the target
+  box. `cells` template vectors of `channels` each, correlated with the `grid`
+  positions of the current crop's last block; the template rides in the
+  tracker state as `rows` extra rows of lstm_units (zero-padded)."""
+  if cfg.template == "none":
+    return {"cells": 0, "channels": 0, "grid": 0, "rows": 0, "features": 0}
+  h, w, c = _effnet_shapes(cfg)[f"block{cfg.tower_blocks - 1}"]
+  th, tw = h - 2 * (h // 4), w - 2 * (w // 4)
+  cells = th * tw
+  return {"cells": cells, "channels": c, "grid": h * w, "rows": -(-cells * c // cfg.lstm_units),
+          "features": h * w * cells, "top": h // 4, "left": w // 4, "height": th, "width": tw}
+
+
+def state_parts(cfg: Re3ModelConfig) -> int:
+  """Rows of the tracker state [B, rows, lstm_units]: h1, c1, h2, c2 and the template."""
+  return LSTM_STATE_PARTS + template_geometry(cfg)["rows"]
 
 
 def features_per_crop(cfg: Re3ModelConfig) -> int:
@@ -79,6 +106,11 @@ def features_per_crop(cfg: Re3ModelConfig) -> int:
   taps = sum(sh[f"block{t}"][0] * sh[f"block{t}"][1] * ch for t, ch in zip(cfg.tower_taps, cfg.tap_filters))
   h, w, c = sh[f"block{cfg.tower_blocks - 1}"]
   return taps + h * w * c
+
+
+def fc6_inputs(cfg: Re3ModelConfig) -> int:
+  """Length of fc6's input: both crops' features and the template correlation."""
+  return 2 * features_per_crop(cfg) + template_geometry(cfg)["features"]
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -117,8 +149,11 @@ class Re3Net(ConfigModelMixin, keras.Model):
     """The pretrained tower (batch norm folded, no weight decay) and its tap skips."""
     cfg = self.cfg
     _effnet_shapes(cfg)  # a clear error for a tower_blocks the variant does not have
-    self.tower = EfficientNetLiteTower(EFFNET_TOWERS[cfg.tower], cfg.tower_blocks, cfg.tower_taps,
-                                       name="tower")
+    if cfg.tower == "nanotrack_v2":
+      self.tower = nanotrack.NanoTrackTower(cfg.tower_blocks, cfg.tower_taps, name="tower")
+    else:
+      self.tower = EfficientNetLiteTower(EFFNET_TOWERS[cfg.tower], cfg.tower_blocks, cfg.tower_taps,
+                                         name="tower")
     self.tower.trainable = cfg.tower_trainable
     self.skip_convs = []
     self.skip_prelus = []
@@ -174,7 +209,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
       for conv, prelu, t, ch in zip(self.skip_convs, self.skip_prelus, cfg.tower_taps, cfg.tap_filters):
         conv.build((None,) + sh[f"block{t}"])
         prelu.build((None,) + sh[f"block{t}"][:2] + (ch,))
-    self.fc6.build((None, 2 * features_per_crop(cfg)))
+    self.fc6.build((None, fc6_inputs(cfg)))
     self.lstm1.build((None, cfg.fc6_units))
     self.lstm2.build((None, cfg.fc6_units + cfg.lstm_units))
     self.head.build((None, cfg.lstm_units))
@@ -223,6 +258,10 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def crop_features(self, crops, training: bool = False) -> tf.Tensor:
     """Skip + pool5 (or tap + last block) features of crops [N, S, S, 3] -> [N, features_per_crop]."""
+    return self._crop_features(crops, training)[0]
+
+  def _crop_features(self, crops, training: bool = False):
+    """(crop_features, the last block [N, h, w, c] or None for CaffeNet)."""
     ends = self.tower_endpoints(crops, training)
     n = tf.shape(crops)[0]
     cfg = self.cfg
@@ -234,28 +273,89 @@ class Re3Net(ConfigModelMixin, keras.Model):
     for conv, prelu, src in zip(self.skip_convs, self.skip_prelus, sources):
       parts.append(tf.reshape(prelu(conv(ends[src])), [n, -1]))
     parts.append(tf.reshape(ends[last], [n, -1]))
-    return tf.concat(parts, axis=1)
+    return tf.concat(parts, axis=1), (None if cfg.tower == "caffenet" else ends[last])
 
-  def embed(self, prev_crops, curr_crops, training: bool = False) -> tf.Tensor:
+  def embed(self, prev_crops, curr_crops, training: bool = False, template=None) -> tf.Tensor:
     """fc6 features of crop pairs [N, S, S, 3] x 2 -> [N, fc6_units].
 
     Both crops go through the tower in one call (batch 2N): one set of big
-    convolutions instead of two.
+    convolutions instead of two. `template` [N, cells, channels] (with
+    model.template: xcorr) is correlated with the current crop's last block.
     """
     if prev_crops.dtype != curr_crops.dtype:
       prev_crops = tf.cast(prev_crops, tf.float32)
       curr_crops = tf.cast(curr_crops, tf.float32)
     n = tf.shape(prev_crops)[0]
-    feats = self.crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
-    pair = tf.concat([feats[:n], feats[n:]], axis=1)
-    return self.fc6(pair)
+    feats, last = self._crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
+    parts = [feats[:n], feats[n:]]
+    if self.cfg.template != "none":
+      parts.append(tf.cast(self.correlate(template, last[n:]), feats.dtype))
+    return self.fc6(tf.concat(parts, axis=1))
+
+  # ---------------------------------------------------------------- template
+
+  @staticmethod
+  def _unit_vectors(x):
+    x = tf.cast(x, tf.float32)
+    return x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), axis=-1, keepdims=True) + 1e-6)
+
+  def correlate(self, template, last_block) -> tf.Tensor:
+    """Pixel-wise cosine correlation: template [N, cells, c] x last block
+    [N, h, w, c] -> [N, h * w * cells] (float32), flattened position-major."""
+    n = tf.shape(last_block)[0]
+    g = template_geometry(self.cfg)
+    cur = self._unit_vectors(tf.reshape(last_block, [n, g["grid"], g["channels"]]))
+    corr = tf.matmul(cur, tf.cast(template, tf.float32), transpose_b=True)   # [N, grid, cells]
+    return tf.reshape(corr, [n, g["features"]])
+
+  def make_template(self, crops, training: bool = False) -> tf.Tensor:
+    """Template of init crops [N, S, S, 3] (the target at Re3's 2x context):
+    the central half of the last tower block, unit vectors -> [N, cells, c]."""
+    g = template_geometry(self.cfg)
+    last = self._crop_features(tf.convert_to_tensor(crops), training)[1]
+    center = last[:, g["top"]:g["top"] + g["height"], g["left"]:g["left"] + g["width"]]
+    return self._unit_vectors(tf.reshape(center, [tf.shape(center)[0], g["cells"], g["channels"]]))
+
+  def template_state(self, template) -> Tuple[tf.Tensor, ...]:
+    """Template [N, cells, c] -> its `rows` state rows [N, lstm_units] each."""
+    g = template_geometry(self.cfg)
+    u = self.cfg.lstm_units
+    n = tf.shape(template)[0]
+    flat = tf.reshape(tf.cast(template, tf.float32), [n, g["cells"] * g["channels"]])
+    flat = tf.pad(flat, [[0, 0], [0, g["rows"] * u - g["cells"] * g["channels"]]])
+    return tuple(tf.unstack(tf.reshape(flat, [n, g["rows"], u]), axis=1))
+
+  def state_template(self, state) -> Optional[tf.Tensor]:
+    """The template carried in a state (None when model.template is none)."""
+    if self.cfg.template == "none":
+      return None
+    g = template_geometry(self.cfg)
+    rows = tf.stack(list(state[LSTM_STATE_PARTS:]), axis=1)               # [N, rows, u]
+    n = tf.shape(rows)[0]
+    flat = tf.reshape(rows, [n, -1])[:, :g["cells"] * g["channels"]]
+    return tf.reshape(flat, [n, g["cells"], g["channels"]])
+
+  def init_state(self, crops, training: bool = False) -> State:
+    """The state a target starts from: zero LSTM state, plus (with a template)
+    the template of its init crops [N, S, S, 3]."""
+    n = tf.shape(crops)[0]
+    z = self.zero_state(n)
+    if self.cfg.template == "none":
+      return z
+    return z[:LSTM_STATE_PARTS] + self.template_state(self.make_template(crops, training))
 
   # ---------------------------------------------------------------- recurrence
 
+  @property
+  def state_parts(self) -> int:
+    """Parts of a state: h1, c1, h2, c2 and the template rows (model.template)."""
+    return state_parts(self.cfg)
+
   def zero_state(self, batch_size) -> State:
-    """All-zero LSTM state (h1, c1, h2, c2), each float32 [batch_size, lstm_units]."""
+    """All-zero state (h1, c1, h2, c2 and any template rows), each float32
+    [batch_size, lstm_units]. With a template use init_state instead."""
     z = tf.zeros([batch_size, self.cfg.lstm_units], tf.float32)
-    return (z, z, z, z)
+    return (z,) * self.state_parts
 
   def _lstm2_input_kernels(self):
     """lstm2's kernel split into its fc6 part and its lstm1 part, in lstm2's
@@ -268,11 +368,12 @@ class Re3Net(ConfigModelMixin, keras.Model):
     """One tracking step: crops [B, S, S, 3] and state -> (labels [B, 4], new state)."""
     prev_crops = tf.convert_to_tensor(prev_crops)
     curr_crops = tf.convert_to_tensor(curr_crops)
-    h1, c1, h2, c2 = state
-    e = self.embed(prev_crops, curr_crops, training)
+    h1, c1, h2, c2 = state[:LSTM_STATE_PARTS]
+    rest = tuple(state[LSTM_STATE_PARTS:])
+    e = self.embed(prev_crops, curr_crops, training, self.state_template(state))
     y1, (h1, c1) = self.lstm1(e, [h1, c1])
     y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
-    return self.head(y2), (h1, c1, h2, c2)
+    return self.head(y2), (h1, c1, h2, c2) + rest
 
   def unroll(self, prev_crops, curr_crops, initial_state: Optional[State] = None,
              training: bool = False):
@@ -288,15 +389,19 @@ class Re3Net(ConfigModelMixin, keras.Model):
     s = self.cfg.crop_size
     flat_prev = tf.reshape(prev_crops, [-1, s, s, 3])
     flat_curr = tf.reshape(curr_crops, [-1, s, s, 3])
-    e = self.embed(flat_prev, flat_curr, training)                     # [B*T, fc6]
+    if initial_state is None:
+      initial_state = self.zero_state(b)
+    template = self.state_template(initial_state)
+    if template is not None:                                            # one per step
+      template = tf.repeat(template, t, axis=0)
+    e = self.embed(flat_prev, flat_curr, training, template)           # [B*T, fc6]
     k2e, k2h = self._lstm2_input_kernels()
     dtype = k2e.dtype                                                   # compute dtype
     e = tf.cast(e, dtype)
     xp1 = tf.reshape(self.lstm1.project_inputs(e), [b, t, -1])          # [B, T, 4u]
     xp2 = tf.reshape(tf.matmul(e, k2e) + tf.cast(self.lstm2.bias, dtype), [b, t, -1])
-    if initial_state is None:
-      initial_state = self.zero_state(b)
-    h1, c1, h2, c2 = initial_state
+    h1, c1, h2, c2 = initial_state[:LSTM_STATE_PARTS]
+    rest = tuple(initial_state[LSTM_STATE_PARTS:])
 
     def body(i, h1, c1, h2, c2):
       y1, (h1, c1) = self.lstm1.step_projected(xp1[:, i], [h1, c1])
@@ -322,7 +427,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
           lambda i, *_: i < t, loop, (tf.constant(0), ta, h1, c1, h2, c2))
       ys = tf.transpose(ta.stack(), [1, 0, 2])
     labels = self.head(ys)
-    return labels, (h1, c1, h2, c2)
+    return labels, (h1, c1, h2, c2) + rest
 
   def call(self, inputs, training=False):
     """(prev [B, T, S, S, 3], curr [B, T, S, S, 3]) -> labels [B, T, 4] from the zero state."""
@@ -352,6 +457,17 @@ def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
     taps = zip((sh[src][2] for src in CAFFENET_SKIP_SOURCES), cfg.skip_filters)
   else:
     sh = _effnet_shapes(cfg)
+  if cfg.tower == "nanotrack_v2":
+    tower = 3 * 3 * 3 * nanotrack.STEM_FILTERS + nanotrack.STEM_FILTERS
+    for spec in nanotrack.BLOCKS[:cfg.tower_blocks]:
+      hid = spec.hidden
+      if spec.expanded:
+        tower += spec.in_channels * hid + hid
+      tower += spec.kernel * spec.kernel * hid + hid + hid * spec.out_channels + spec.out_channels
+      if spec.se_reduced:
+        tower += hid * spec.se_reduced + spec.se_reduced + spec.se_reduced * hid + hid
+    taps = zip((sh[f"block{t}"][2] for t in cfg.tower_taps), cfg.tap_filters)
+  elif cfg.tower != "caffenet":
     tower = 3 * 3 * 3 * STEM_FILTERS + STEM_FILTERS        # every conv has a (folded) bias
     for spec in block_specs(EFFNET_TOWERS[cfg.tower])[:cfg.tower_blocks]:
       e = spec.expanded_channels
@@ -360,7 +476,7 @@ def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
       tower += spec.kernel * spec.kernel * e + e + e * spec.out_channels + spec.out_channels
     taps = zip((sh[f"block{t}"][2] for t in cfg.tower_taps), cfg.tap_filters)
   skips = sum(c * ch + ch + ch for c, ch in taps)           # 1x1 kernel, bias, PReLU slopes
-  fc6 = 2 * features_per_crop(cfg) * cfg.fc6_units + cfg.fc6_units
+  fc6 = fc6_inputs(cfg) * cfg.fc6_units + cfg.fc6_units
   u = cfg.lstm_units
   peep = {"diagonal": 3 * u, "full": 3 * u * u, "none": 0}[cfg.peephole]
 

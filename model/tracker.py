@@ -101,6 +101,8 @@ class Re3MultiTracker(_Re3Loaders):
     self.graph = graph
     self.reset_period = int(reset_period or 0)
     self._units = int(graph.lstm_units.numpy())
+    parts = getattr(graph, "state_parts", None)       # exports made before templates: 4
+    self._parts = STATE_PARTS if parts is None else int(parts.numpy())
     self._s = int(graph.crop_size.numpy())
     self.precision = precision_of(graph)   # float32, bf16, fp16 or int8
     # The hot path calls the concrete function directly: skips the tf.function
@@ -114,8 +116,8 @@ class Re3MultiTracker(_Re3Loaders):
     self._ids = []
     self._boxes = np.zeros([0, 4], np.float32)
     self._counts = np.zeros([0], np.int64)
-    self._state = tf.zeros([0, STATE_PARTS, self._units])
-    self._initial = tf.zeros([0, STATE_PARTS, self._units])
+    self._state = tf.zeros([0, self._parts, self._units])
+    self._initial = tf.zeros([0, self._parts, self._units])
     self._crops = tf.zeros([0, self._s, self._s, 3])
     self._hw: Optional[Tuple[int, int]] = None   # frame size of the session
 

@@ -23,6 +23,8 @@ import tensorflow as tf
 from model import geometry
 
 STATE_PARTS = 4          # (h1, c1, h2, c2) stacked on axis 1: state [B, 4, units]
+# A net with a template memory (model.template: xcorr) carries it in more rows
+# after those four: the state is [B, net.state_parts, units].
 
 
 def _stack_state(state) -> tf.Tensor:
@@ -30,7 +32,12 @@ def _stack_state(state) -> tf.Tensor:
 
 
 def _unstack_state(state: tf.Tensor):
-  return tuple(tf.unstack(state, num=STATE_PARTS, axis=1))
+  return tuple(tf.unstack(state, num=state.shape[1], axis=1))
+
+
+def state_rows(net) -> int:
+  """Rows of a Re3Net's tracker state (4, plus its template rows)."""
+  return int(getattr(net, "state_parts", STATE_PARTS))
 
 
 class _Untracked:
@@ -54,7 +61,8 @@ def crop_windows_tf(boxes_xywh):
 class Re3Graph(tf.Module):
   """The Re3 tracking graph: stateless tf.functions around a Re3Net.
 
-  States travel as one float32 tensor [B, 4, units] (h1, c1, h2, c2), boxes as
+  States travel as one float32 tensor [B, P, units] (h1, c1, h2, c2, then the
+  template rows of a net with model.template: xcorr; P = `state_parts`), boxes as
   float32 [B, 4] xywh pixels, images as uint8 [H, W, 3]. Batched functions
   (`*_batch`) take B targets in one frame; single-object ones squeeze B = 1.
 
@@ -82,16 +90,18 @@ class Re3Graph(tf.Module):
     # Metadata readable from a loaded SavedModel.
     self.crop_size = tf.Variable(s, trainable=False, dtype=tf.int32, name="crop_size")
     self.lstm_units = tf.Variable(u, trainable=False, dtype=tf.int32, name="lstm_units")
+    p = self._p = state_rows(net)
+    self.state_parts = tf.Variable(p, trainable=False, dtype=tf.int32, name="state_parts")
     self.task = tf.Variable("re3", trainable=False, dtype=tf.string, name="task")
 
     img = tf.TensorSpec([None, None, 3], tf.uint8)
     boxes = tf.TensorSpec([None, 4], tf.float32)
-    state = tf.TensorSpec([None, STATE_PARTS, u], tf.float32)
+    state = tf.TensorSpec([None, p, u], tf.float32)
     crops = tf.TensorSpec([None, s, s, 3], tf.float32)
     crops_u8 = tf.TensorSpec([None, s, s, 3], tf.uint8)
     reset = tf.TensorSpec([None], tf.bool)
     box1 = tf.TensorSpec([4], tf.float32)
-    state1 = tf.TensorSpec([STATE_PARTS, u], tf.float32)
+    state1 = tf.TensorSpec([p, u], tf.float32)
     crop1_u8 = tf.TensorSpec([s, s, 3], tf.uint8)
 
     self.init_batch = tf.function(self._init_batch, input_signature=[img, boxes])
@@ -122,7 +132,7 @@ class Re3Graph(tf.Module):
 
   def _init_batch(self, image, boxes):
     crops = self._cut(image, crop_windows_tf(boxes))
-    _, st = self.net.step(crops, crops, self.net.zero_state(tf.shape(boxes)[0]))
+    _, st = self.net.step(crops, crops, self.net.init_state(crops))
     return {"state": _stack_state(st)}
 
   def _crop_batch(self, image, boxes):

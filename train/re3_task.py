@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
 from model import geometry
-from model.towers import caffenet_import, efficientnet_import
+from model.towers import caffenet_import, efficientnet_import, nanotrack
 from model.re3 import build_re3
 from train import data as data_lib
 from train.curriculum import Stage
@@ -69,7 +69,8 @@ def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: 
   use_pred = tf.convert_to_tensor(use_pred)
   b = tf.shape(frames)[0]
   steps = frames.shape[1] - 1
-  state = model.zero_state(b)
+  state = model.init_state(geometry.crop_tf(frames[:, 0], gt_windows[:, 0], size=crop_size),
+                           training=training)
   pred_box = None
   labels, targets, windows, pred_boxes = [], [], [], []
   prev = curr = None
@@ -139,9 +140,13 @@ class Re3Task(Task):
                ", ".join(sorted(loaded)))
     if self.cfg.trainer.init_tower:
       path = self.cfg.trainer.init_tower
-      if path == "auto":
-        path = efficientnet_import.find_installed_weights(self.cfg.model.tower.split("_")[-1])
-      loaded = efficientnet_import.load_tower_weights(net, path)
+      if self.cfg.model.tower == "nanotrack_v2":
+        path = nanotrack.find_weights() if path == "auto" else path
+        loaded = nanotrack.load_tower_weights(net, path)
+      else:
+        if path == "auto":
+          path = efficientnet_import.find_installed_weights(self.cfg.model.tower.split("_")[-1])
+        loaded = efficientnet_import.load_tower_weights(net, path)
       log.info("tower initialised from %s (%d tensors)", path, len(loaded))
     if self.cfg.trainer.init_model:
       init_from_model(net, self.cfg.trainer.init_model)
@@ -177,7 +182,8 @@ class Re3Task(Task):
   def forward(self, model, batch, stage: Stage, training: bool = True):
     """-> (pred labels [B, T, 4], target labels [B, T, 4], crops of the last step)."""
     if self.mode(stage) == "crops":
-      pred, _ = model.unroll(batch["prev"], batch["curr"], training=training)
+      start = model.init_state(batch["prev"][:, 0], training=training)   # template: frame 0
+      pred, _ = model.unroll(batch["prev"], batch["curr"], start, training=training)
       return tf.cast(pred, tf.float32), batch["labels"], batch["curr"][:, -1]
     step_fn = None
     if self.cfg.runtime.jit_compile:
