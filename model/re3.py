@@ -275,12 +275,18 @@ class Re3Net(ConfigModelMixin, keras.Model):
     parts.append(tf.reshape(ends[last], [n, -1]))
     return tf.concat(parts, axis=1), (None if cfg.tower == "caffenet" else ends[last])
 
-  def embed(self, prev_crops, curr_crops, training: bool = False, template=None) -> tf.Tensor:
-    """fc6 features of crop pairs [N, S, S, 3] x 2 -> [N, fc6_units].
+  def embed(self, prev_crops, curr_crops, training: bool = False, template=None,
+            steps: int = 1):
+    """fc6 features of crop pairs [N, S, S, 3] x 2 -> ([N, fc6_units], template).
 
     Both crops go through the tower in one call (batch 2N): one set of big
-    convolutions instead of two. `template` [N, cells, channels] (with
-    model.template: xcorr) is correlated with the current crop's last block.
+    convolutions instead of two. With model.template: xcorr, `template`
+    [N / steps, cells, channels] (one per sequence of `steps` consecutive
+    rows) is correlated with each current crop's last block; a sequence whose
+    template is all zeros (a zero state: the first step of a target) takes
+    it from its first previous crop, which the tracker's init step (and
+    training's first step) cuts at the target's box. The template used is
+    returned (None without one) for the next state.
     """
     if prev_crops.dtype != curr_crops.dtype:
       prev_crops = tf.cast(prev_crops, tf.float32)
@@ -289,8 +295,15 @@ class Re3Net(ConfigModelMixin, keras.Model):
     feats, last = self._crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
     parts = [feats[:n], feats[n:]]
     if self.cfg.template != "none":
-      parts.append(tf.cast(self.correlate(template, last[n:]), feats.dtype))
-    return self.fc6(tf.concat(parts, axis=1))
+      first = self._center_template(last[:n][::steps])
+      if template is None:
+        template = first
+      else:
+        empty = tf.reduce_all(tf.equal(template, 0.0), axis=[1, 2])
+        template = tf.where(empty[:, None, None], first, tf.cast(template, tf.float32))
+      per_row = template if isinstance(steps, int) and steps == 1 else tf.repeat(template, steps, axis=0)
+      parts.append(tf.cast(self.correlate(per_row, last[n:]), feats.dtype))
+    return self.fc6(tf.concat(parts, axis=1)), template
 
   # ---------------------------------------------------------------- template
 
@@ -311,8 +324,10 @@ class Re3Net(ConfigModelMixin, keras.Model):
   def make_template(self, crops, training: bool = False) -> tf.Tensor:
     """Template of init crops [N, S, S, 3] (the target at Re3's 2x context):
     the central half of the last tower block, unit vectors -> [N, cells, c]."""
+    return self._center_template(self._crop_features(tf.convert_to_tensor(crops), training)[1])
+
+  def _center_template(self, last):
     g = template_geometry(self.cfg)
-    last = self._crop_features(tf.convert_to_tensor(crops), training)[1]
     center = last[:, g["top"]:g["top"] + g["height"], g["left"]:g["left"] + g["width"]]
     return self._unit_vectors(tf.reshape(center, [tf.shape(center)[0], g["cells"], g["channels"]]))
 
@@ -353,7 +368,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def zero_state(self, batch_size) -> State:
     """All-zero state (h1, c1, h2, c2 and any template rows), each float32
-    [batch_size, lstm_units]. With a template use init_state instead."""
+    [batch_size, lstm_units]. A zero template is filled by the first step
+    (from its previous crop); init_state fills it from given crops instead."""
     z = tf.zeros([batch_size, self.cfg.lstm_units], tf.float32)
     return (z,) * self.state_parts
 
@@ -369,8 +385,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
     prev_crops = tf.convert_to_tensor(prev_crops)
     curr_crops = tf.convert_to_tensor(curr_crops)
     h1, c1, h2, c2 = state[:LSTM_STATE_PARTS]
-    rest = tuple(state[LSTM_STATE_PARTS:])
-    e = self.embed(prev_crops, curr_crops, training, self.state_template(state))
+    e, template = self.embed(prev_crops, curr_crops, training, self.state_template(state))
+    rest = () if template is None else self.template_state(template)
     y1, (h1, c1) = self.lstm1(e, [h1, c1])
     y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
     return self.head(y2), (h1, c1, h2, c2) + rest
@@ -391,17 +407,16 @@ class Re3Net(ConfigModelMixin, keras.Model):
     flat_curr = tf.reshape(curr_crops, [-1, s, s, 3])
     if initial_state is None:
       initial_state = self.zero_state(b)
-    template = self.state_template(initial_state)
-    if template is not None:                                            # one per step
-      template = tf.repeat(template, t, axis=0)
-    e = self.embed(flat_prev, flat_curr, training, template)           # [B*T, fc6]
+    static_t = prev_crops.shape[1]
+    e, template = self.embed(flat_prev, flat_curr, training, self.state_template(initial_state),
+                             steps=static_t or t)                       # [B*T, fc6]
     k2e, k2h = self._lstm2_input_kernels()
     dtype = k2e.dtype                                                   # compute dtype
     e = tf.cast(e, dtype)
     xp1 = tf.reshape(self.lstm1.project_inputs(e), [b, t, -1])          # [B, T, 4u]
     xp2 = tf.reshape(tf.matmul(e, k2e) + tf.cast(self.lstm2.bias, dtype), [b, t, -1])
     h1, c1, h2, c2 = initial_state[:LSTM_STATE_PARTS]
-    rest = tuple(initial_state[LSTM_STATE_PARTS:])
+    rest = () if template is None else self.template_state(template)
 
     def body(i, h1, c1, h2, c2):
       y1, (h1, c1) = self.lstm1.step_projected(xp1[:, i], [h1, c1])

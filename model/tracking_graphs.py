@@ -132,7 +132,7 @@ class Re3Graph(tf.Module):
 
   def _init_batch(self, image, boxes):
     crops = self._cut(image, crop_windows_tf(boxes))
-    _, st = self.net.step(crops, crops, self.net.init_state(crops))
+    _, st = self.net.step(crops, crops, self.net.zero_state(tf.shape(boxes)[0]))
     return {"state": _stack_state(st)}
 
   def _crop_batch(self, image, boxes):

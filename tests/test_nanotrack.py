@@ -160,7 +160,7 @@ def test_step_equals_unroll_with_template_on_and_off(template):
   rng = np.random.default_rng(0)
   prev = rng.uniform(0, 255, (2, 3, 128, 128, 3)).astype(np.float32)
   curr = rng.uniform(0, 255, (2, 3, 128, 128, 3)).astype(np.float32)
-  start = net.init_state(prev[:, 0])
+  start = net.zero_state(2)                         # template from step 0's prev crop
   assert len(start) == state_parts(net.cfg) == (4 + 16 * 48 // 32 if template == "xcorr" else 4)
   labels, final = net.unroll(prev, curr, start)
   state, steps = start, []
@@ -170,8 +170,11 @@ def test_step_equals_unroll_with_template_on_and_off(template):
   np.testing.assert_allclose(np.stack(steps, 1), labels.numpy(), atol=1e-5)
   for a, b in zip(final, state):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
-  for a, b in zip(final[4:], start[4:]):            # the template rides unchanged
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  if template == "xcorr":                           # the template rides unchanged
+    np.testing.assert_allclose(net.state_template(final).numpy(),
+                               net.make_template(prev[:, 0]).numpy(), atol=1e-6)
+    labels2, _ = net.unroll(prev, curr, net.init_state(prev[:, 0]))
+    np.testing.assert_allclose(labels2.numpy(), labels.numpy(), atol=1e-5)
 
 
 def test_template_changes_the_output_and_is_the_target_center():
@@ -192,6 +195,11 @@ def test_template_changes_the_output_and_is_the_target_center():
   out_a, _ = net.step(b, b, net.init_state(a))
   out_b, _ = net.step(b, b, net.init_state(b))
   assert np.abs(out_a.numpy() - out_b.numpy()).max() > 1e-4
+  # a zero template (a target's first step) is taken from the step's previous crop
+  _, st = net.step(a, b, net.zero_state(1))
+  np.testing.assert_allclose(net.state_template(st).numpy(), tmpl, atol=1e-6)
+  _, st2 = net.step(b, b, st)                      # and then kept
+  np.testing.assert_array_equal(net.state_template(st2).numpy(), net.state_template(st).numpy())
 
 
 def test_keras_round_trip_with_template(tmp_path):

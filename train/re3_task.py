@@ -69,8 +69,7 @@ def self_training_unroll(model, frames, boxes, gt_windows, use_pred, crop_size: 
   use_pred = tf.convert_to_tensor(use_pred)
   b = tf.shape(frames)[0]
   steps = frames.shape[1] - 1
-  state = model.init_state(geometry.crop_tf(frames[:, 0], gt_windows[:, 0], size=crop_size),
-                           training=training)
+  state = model.zero_state(b)      # a template (model.template) comes from step 0's prev crop
   pred_box = None
   labels, targets, windows, pred_boxes = [], [], [], []
   prev = curr = None
@@ -182,8 +181,7 @@ class Re3Task(Task):
   def forward(self, model, batch, stage: Stage, training: bool = True):
     """-> (pred labels [B, T, 4], target labels [B, T, 4], crops of the last step)."""
     if self.mode(stage) == "crops":
-      start = model.init_state(batch["prev"][:, 0], training=training)   # template: frame 0
-      pred, _ = model.unroll(batch["prev"], batch["curr"], start, training=training)
+      pred, _ = model.unroll(batch["prev"], batch["curr"], training=training)
       return tf.cast(pred, tf.float32), batch["labels"], batch["curr"][:, -1]
     step_fn = None
     if self.cfg.runtime.jit_compile:

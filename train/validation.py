@@ -53,10 +53,9 @@ def track_boxes(model, tracks: List[Dict[str, np.ndarray]], reset_every: int = R
     return _pad_batch([t["frames"][min(i, len(t["frames"]) - 1)] for t in tracks], h, w)
 
   box = tf.constant(np.stack([t["boxes"][0] for t in tracks]).astype(np.float32))
+  zero = model.zero_state(len(tracks))
   first = tf.constant(frame(0))
-  window = geometry.crop_window_xyxy_tf(geometry.crop_box_xyxy_tf(box))
-  start = model.init_state(geometry.crop_tf(first, window, size=crop_size))
-  _, init_state = step(first, first, box, start)
+  _, init_state = step(first, first, box, zero)
   state = init_state
   out = [[t["boxes"][0]] for t in tracks]
   prev_img = first
