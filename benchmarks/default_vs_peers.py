@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from configs import quiet
+
+quiet.setup()
 
 import time  # noqa: E402
 from typing import Callable, Dict, List, Optional, Sequence  # noqa: E402
@@ -126,9 +128,11 @@ def _runners(names, model, frames, bgr, boxes, peer_models, re3):
 
 
 def bench(model: str, frames, objects: Sequence[int], rounds: int, chunk: int,
-          names: Sequence[str] = TRACKERS, peer_models: Optional[str] = None
+          names: Sequence[str] = TRACKERS, peer_models: Optional[str] = None,
+          on_row: Optional[Callable[[Dict[str, object]], None]] = None
           ) -> List[Dict[str, object]]:
-  """Per object count: {objects, fps: {name: frames/s}, vs_nano: {name: ratio}}."""
+  """Per object count: {objects, frames, fps: {name: frames/s}, vs_nano: {name: ratio}};
+  on_row(row) is called as each object count is done."""
   names = list(dict.fromkeys(names))
   if REFERENCE not in names:
     raise ValueError(f"--trackers must include {REFERENCE!r} (NanoTrack v2, the reference of "
@@ -172,22 +176,26 @@ def bench(model: str, frames, objects: Sequence[int], rounds: int, chunk: int,
     fps = {k: counted / v for k, v in wall.items()}
     rows.append({"objects": n, "frames": counted, "fps": fps,
                  "vs_nano": {k: v / fps[REFERENCE] for k, v in fps.items()}})
+    if on_row:
+      on_row(rows[-1])
   return rows
 
 
-def report_lines(rows: List[Dict[str, object]]) -> List[str]:
-  lines = [f"{'objects':>7} {'tracker':>8} {'frames/s':>9} {'obj-frames/s':>12} {'x nano':>7}"]
-  for r in rows:
-    n = r["objects"]
-    for name, fps in r["fps"].items():
-      lines.append(f"{n:>7d} {name:>8} {fps:>9.1f} {fps * n:>12.1f} {r['vs_nano'][name]:>7.2f}")
-    if "re3" in r["fps"] and n in GOALS:
-      ratio = r["vs_nano"]["re3"]
-      lines.append(f"{n:>7d} goal re3 >= {GOALS[n]:g}x nano: {ratio:.2f}x, "
-                   f"{'met' if ratio >= GOALS[n] else 'NOT met'}")
-  lines.append("frames/s: updates of all n objects per second (Re3: one batched step; OpenCV: "
-               "n trackers in turn); obj-frames/s = frames/s x objects; x nano = the ratio to "
-               "NanoTrack v2 in the same run (the same for both rates).")
+HEADER = f"{'objects':>7} {'tracker':>8} {'frames/s':>9} {'obj-frames/s':>12} {'x nano':>7}"
+LEGEND = ("frames/s: updates of all n objects per second (Re3: one batched step; OpenCV: n "
+          "trackers in turn); obj-frames/s = frames/s x objects; x nano = the ratio to "
+          "NanoTrack v2 in the same run (the same for both rates).")
+
+
+def row_lines(r: Dict[str, object]) -> List[str]:
+  """One line per tracker of one object count, then the goal's line."""
+  n = r["objects"]
+  lines = [f"{n:>7d} {name:>8} {fps:>9.1f} {fps * n:>12.1f} {r['vs_nano'][name]:>7.2f}"
+           for name, fps in r["fps"].items()]
+  if "re3" in r["fps"] and n in GOALS:
+    ratio = r["vs_nano"]["re3"]
+    lines.append(f"{n:>7d} goal re3 >= {GOALS[n]:g}x nano: {ratio:.2f}x, "
+                 f"{'met' if ratio >= GOALS[n] else 'NOT met'}")
   return lines
 
 
@@ -200,9 +208,10 @@ def main(argv, flag_values=None):
   print(f"model: {fv.model}; peers: {peer_models}; frames: {source} "
         f"({frames[0].shape[1]}x{frames[0].shape[0]}), {len(frames)} per round, "
         f"{fv.rounds} rounds, chunks of {fv.chunk}")
-  rows = bench(fv.model, frames, objects, fv.rounds, fv.chunk, fv.trackers, peer_models)
-  for line in report_lines(rows):
-    print(line)
+  print(HEADER, flush=True)
+  bench(fv.model, frames, objects, fv.rounds, fv.chunk, fv.trackers, peer_models,
+        on_row=lambda row: print("\n".join(row_lines(row)), flush=True))
+  print(LEGEND)
 
 
 def run(argv=None):
