@@ -3,6 +3,8 @@ the comparison trackers, and the train.evaluate / train.track command lines."""
 
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from PIL import Image
 from model import geometry as g
 from pipelines.readers import sequences
 from train import evaluate, track
-from train.eval import baselines, datasets, experiment, frames, metrics, protocols
+from train.eval import baselines, datasets, experiment, frames, metrics, peers, protocols
 from tests import tracking_utils as tu
 
 @pytest.fixture(scope="module")
@@ -64,6 +66,53 @@ def test_stay_put_and_bad_input():
     baselines.make_baseline("kcf").init(img, (10, 5, 0, 10))
   with pytest.raises(ValueError, match="unknown comparison tracker"):
     baselines.make_baseline("tld")
+
+
+def _peers(shared_dir):
+  return str(shared_dir / "models" / "peers")
+
+
+def test_peers_track_a_moving_target_and_give_a_score(shared_dir):
+  """NanoTrack v2, v1 and VitTrack through OpenCV on Deer, which leaves its first box
+  within 8 frames (a stay-put box reaches IoU 0)."""
+  frames, gt = tu.otb_frames(shared_dir, "Deer", 8)
+  assert min(g.iou_xywh(gt[0], b) for b in gt[1:]) == 0.0
+  for name in peers.PEER_NAMES:
+    trk = peers.make_peer(name, _peers(shared_dir))
+    trk.init(frames[0], gt[0])
+    assert np.isnan(trk.tracking_score)
+    ious, scores = [], []
+    for f, box in zip(frames[1:], gt[1:]):
+      ok, out = trk.update(f)
+      assert ok and out.shape == (4,)
+      ious.append(g.iou_xywh(out, box))
+      scores.append(trk.tracking_score)
+    assert np.mean(ious) > 0.6 and min(ious) > 0.4, (name, ious)
+    assert np.all((np.array(scores) > 0) & (np.array(scores) <= 1)), (name, scores)
+
+
+def test_peer_without_its_files_names_the_missing_file(shared_dir, tmp_path, monkeypatch):
+  monkeypatch.delenv(peers.PEER_MODELS_ENV, raising=False)
+  with pytest.raises(FileNotFoundError, match="needs its ONNX files: give --peer_models DIR "
+                     "or set RE3_PEER_MODELS"):
+    peers.make_peer("nano")
+  partial = tmp_path / "peers"
+  shutil.copytree(_peers(shared_dir), partial)
+  os.remove(partial / "nanotrack_v2" / "nanotrack_head_sim.onnx")
+  missing = str(partial / "nanotrack_v2" / "nanotrack_head_sim.onnx")
+  with pytest.raises(FileNotFoundError, match=re.escape(f"missing file {missing}")):
+    peers.make_peer("nano", str(partial))
+  monkeypatch.setenv(peers.PEER_MODELS_ENV, str(partial))
+  with pytest.raises(FileNotFoundError, match=re.escape(f"missing file {missing}")):
+    experiment.evaluate(None, f"otb:{_otb(shared_dir)}", "ope", str(tmp_path / "e"),
+                        ["stay", "nano"], sequences=["Man"], max_frames=3, progress=False)
+  assert not (tmp_path / "e").exists()          # named before anything ran
+  peers.make_peer("vit")                         # the other peers' files are there
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    peers.make_peer("vit", str(tmp_path / "nowhere"))
+  (partial / "vittrack" / "vitTracker.onnx").write_bytes(b"not an onnx file")
+  with pytest.raises(ValueError, match="OpenCV cannot load .*vitTracker.onnx"):
+    peers.make_peer("vit", str(partial))
 
 
 # ---------------------------------------------------------------------------
@@ -211,6 +260,58 @@ def test_evaluate_command_line(shared_dir, tmp_path, capsys):
   printed = capsys.readouterr().out
   assert "stay" in printed and "mil" in printed and "robustness" in printed and "FPS" in printed
   assert os.path.exists(os.path.join(out, "performance.json"))
+
+
+def test_evaluate_peers_from_the_flag_and_from_the_environment(shared_dir, tmp_path, capsys,
+                                                               monkeypatch):
+  """`--trackers stay,nano,nano_v1,vit --peer_models DIR`, then the same with
+  RE3_PEER_MODELS and no flag; the peers' scores are written per frame."""
+  monkeypatch.delenv(peers.PEER_MODELS_ENV, raising=False)
+  common = ["--dataset", f"otb:{_otb(shared_dir)}", "--sequences", "Deer", "--max_frames", "6",
+            "--protocol", "ope"]
+  out = str(tmp_path / "flag")
+  _main(evaluate, common + ["--trackers", "stay,nano,nano_v1,vit", "--peer_models",
+                            _peers(shared_dir), "--output_dir", out])
+  printed = capsys.readouterr().out
+  with open(os.path.join(out, "performance.json")) as f:
+    saved = json.load(f)
+  assert saved["settings"]["peer_models"] == os.path.abspath(_peers(shared_dir))
+  for name in ("nano", "nano_v1", "vit"):
+    assert name in printed
+    auc = saved["trackers"][name]["summary"]["success_auc"]
+    assert auc > saved["trackers"]["stay"]["summary"]["success_auc"] + 0.2, (name, auc)
+    scores = np.loadtxt(os.path.join(out, "boxes", name, "Deer_score.txt"))
+    assert scores.shape == (6,) and np.isnan(scores[0]) and np.all(scores[1:] > 0)
+  assert not os.path.exists(os.path.join(out, "boxes", "stay", "Deer_score.txt"))
+
+  monkeypatch.setenv(peers.PEER_MODELS_ENV, _peers(shared_dir))
+  out_env = str(tmp_path / "env")
+  _main(evaluate, common + ["--trackers", "vit", "--output_dir", out_env])
+  np.testing.assert_allclose(np.loadtxt(os.path.join(out_env, "boxes", "vit", "Deer.txt"),
+                                        delimiter=","),
+                             np.loadtxt(os.path.join(out, "boxes", "vit", "Deer.txt"),
+                                        delimiter=","))
+
+
+def test_evaluate_command_names_a_missing_peer_file(shared_dir, tmp_path, capsys, monkeypatch):
+  from configs import cli as cli_errors
+  from absl import flags
+  from train.eval import cli as eval_cli
+  monkeypatch.delenv(peers.PEER_MODELS_ENV, raising=False)
+  empty = _empty(tmp_path)
+  for extra, want in (
+      (["--peer_models", str(empty)],
+       f"train.evaluate: peer tracker 'vit' (VitTrack): missing file "
+       f"{empty}/vittrack/vitTracker.onnx"),
+      ([], "train.evaluate: peer tracker 'vit' (VitTrack) needs its ONNX files: give "
+           "--peer_models DIR or set RE3_PEER_MODELS")):
+    fv = flags.FlagValues()
+    evaluate.define_flags(fv)
+    fv(["train.evaluate", "--dataset", f"otb:{_otb(shared_dir)}", "--trackers", "stay,vit",
+        "--output_dir", str(tmp_path / "out")] + extra)
+    code = cli_errors.call("train.evaluate", evaluate.main, [], fv, eval_cli.EXPECTED_ERRORS)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith(want), err
 
 
 def test_track_command_line_frames_list_and_render(shared_dir, re3_dir, tmp_path, capsys):

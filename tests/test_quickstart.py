@@ -10,6 +10,7 @@ on 2 cores; the checks are on what a user gets, not on tracking quality.
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -29,13 +30,13 @@ TINY_TRAINING = [
 ]
 
 
-def test_quickstart_end_to_end_on_generated_sequence(tmp_path, capsys):
+def test_quickstart_end_to_end_on_generated_sequence(tmp_path, capsys, shared_dir):
   out = tmp_path / "qs"
   summary = quickstart.run(
       str(out), config=os.path.join(REPO, "configs", "re3_smoke.yaml"),
       overrides=TINY_TRAINING, num_tracks=4, track_length=6, canvas_size=96, train_steps=3,
-      otb_dir=str(tmp_path / "no_otb_here"), generated_length=8, compare=("stay",),
-      progress=False)
+      otb_dir=str(tmp_path / "no_otb_here"), generated_length=8, compare=("stay", "nano", "vit"),
+      progress=False, peer_models=str(shared_dir / "models" / "peers"))
   printed = capsys.readouterr().out
 
   # Progress for each of the five stages, and the outputs listed at the end.
@@ -61,9 +62,11 @@ def test_quickstart_end_to_end_on_generated_sequence(tmp_path, capsys):
   assert os.path.exists(os.path.join(paths["export_dir"], "saved_model.pb"))
   assert any(n.startswith("ckpt-3") for n in os.listdir(paths["model_dir"]))
 
-  # Tracking: every frame scored for Re3 and the comparison tracker.
+  # Tracking: every frame scored for Re3 and the comparison trackers, peers included.
   perf = json.loads(open(paths["performance"]).read())
-  assert set(perf["trackers"]) == {"re3", "stay"}
+  assert set(perf["trackers"]) == {"re3", "stay", "nano", "vit"}
+  for name in ("re3", "stay", "nano", "vit"):
+    assert re.search(rf"^  {name} +success AUC [\d.]+ ", printed, re.M), name
   assert perf["dataset"]["frames"] == 8
   for r in perf["trackers"].values():
     assert 0.0 <= r["summary"]["success_auc"] <= 1.0
@@ -81,3 +84,21 @@ def test_quickstart_end_to_end_on_generated_sequence(tmp_path, capsys):
   assert saved["trackers"]["re3"]["summary"]["success_auc"] == pytest.approx(
       perf["trackers"]["re3"]["summary"]["success_auc"])
   assert set(saved["times_s"]) == set(quickstart.STAGES)
+
+
+def test_quickstart_compares_with_the_peers_when_their_files_are_found(shared_dir, tmp_path,
+                                                                        capsys, monkeypatch):
+  assert {"nano", "vit"} <= set(quickstart.COMPARE)
+  peer_dir = str(shared_dir / "models" / "peers")
+  monkeypatch.setenv("RE3_PEER_MODELS", peer_dir)
+  assert quickstart.default_peer_models() == peer_dir
+  assert quickstart.available_trackers(["stay", "nano", "vit"], peer_dir) == ["stay", "nano", "vit"]
+  # No files: the peers are left out with a note naming what is missing; the rest runs.
+  assert quickstart.available_trackers(["stay", "nano", "vit"], str(tmp_path)) == ["stay"]
+  printed = capsys.readouterr().out
+  assert (f"note: comparison tracker 'nano' left out (peer tracker 'nano' (NanoTrack v2): "
+          f"missing file {tmp_path}/nanotrack_v2/nanotrack_backbone_sim.onnx") in printed
+  assert "note: comparison tracker 'vit' left out" in printed
+  monkeypatch.delenv("RE3_PEER_MODELS")
+  monkeypatch.setattr(quickstart, "DEFAULT_PEER_MODELS", str(tmp_path / "none"))
+  assert quickstart.default_peer_models() is None

@@ -16,7 +16,13 @@
   vot  supervised (Re3 Table I): re-init 5 frames after a failure (IoU 0),
        10 burn-in frames, accuracy, drops, robustness exp(-30 drops / frames)
 --trackers  comma list: re3 (the model at --model: a Re3 or RL agent model_dir or
-       SavedModel), kcf, csrt, mil (OpenCV), stay (stay-put floor)
+       SavedModel), kcf, csrt, mil (OpenCV), stay (stay-put floor), and the peers
+       nano (OpenCV NanoTrack v2), nano_v1 (NanoTrack v1), vit (VitTrack), whose ONNX
+       files are read from --peer_models DIR (or $RE3_PEER_MODELS), a folder laid out
+       like ../shared/models/peers: nanotrack_v2/, nanotrack_v1/, vittrack/
+
+  python -m train.evaluate --model default --dataset otb:../shared/data/tracking/otb \
+      --trackers re3,csrt,nano,vit --peer_models ../shared/models/peers --output_dir eval/otb
 
 The command only parses flags; the work is the train/eval package (datasets,
 trackers, protocols, metrics, scoring, experiment, plots).
@@ -27,6 +33,8 @@ Output (--output_dir):
   boxes/<tracker>/<seq>.txt     one `x,y,w,h` line per frame (0-based pixels as the
                                 tracker reports them, NaN where not tracked)
   boxes/<tracker>/<seq>_time.txt seconds spent in the tracker per frame
+  boxes/<tracker>/<seq>_score.txt the tracker's own score per frame where it gives one
+                                (the peers' OpenCV getTrackingScore())
   boxes/<tracker>/<seq>_codes.txt (vot) per-frame codes: 0 tracked, 1 init, 2 failure,
                                 3 skipped, 4 before the first box
   *.png                         plots with every tracker on one figure (success,
@@ -50,7 +58,8 @@ from absl import app, flags, logging  # noqa: E402
 
 from configs import cli as cli_errors  # noqa: E402
 from model.tracker import RESET_EVERY  # noqa: E402
-from train.eval import cli, datasets, experiment, protocols, scoring, trackers  # noqa: E402
+from train.eval import (  # noqa: E402
+    cli, datasets, experiment, peers, protocols, scoring, trackers)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -66,8 +75,12 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string("output_dir", None, "Where boxes, performance.json and plots go.",
                       flag_values=flag_values)
   flags.DEFINE_list("trackers", None, "Trackers to run side by side (default: re3 if --model "
-                    f"is given): re3 (the model), {', '.join(trackers.BASELINE_TRACKERS)}.",
+                    f"is given): re3 (the model), {', '.join(trackers.BASELINE_TRACKERS)}, "
+                    f"and the peers {', '.join(trackers.PEER_TRACKERS)}.",
                     flag_values=flag_values)
+  flags.DEFINE_string("peer_models", None, "Folder of the peers' ONNX files (nanotrack_v2/, "
+                      f"nanotrack_v1/, vittrack/); default ${peers.PEER_MODELS_ENV}.",
+                      flag_values=flag_values)
   flags.DEFINE_integer("reset_period", RESET_EVERY,
                        "Re3 LSTM reset period in frames (0 = never).", flag_values=flag_values)
   flags.DEFINE_string("split", "test", "Split of the moving-MNIST records.",
@@ -97,7 +110,7 @@ def main(argv, flag_values=None):
   perf = experiment.evaluate(FLAGS.model, FLAGS.dataset, FLAGS.protocol, FLAGS.output_dir, names,
                              FLAGS.reset_period, FLAGS.split, FLAGS.sequences,
                              FLAGS.max_sequences, FLAGS.max_frames, FLAGS.vot_skip,
-                             FLAGS.vot_burn_in)
+                             FLAGS.vot_burn_in, peer_models=FLAGS.peer_models)
   logging.info("wrote %s", os.path.join(FLAGS.output_dir, "performance.json"))
   print(f"{perf['dataset']['kind']}: {len(perf['dataset']['sequences'])} sequences, "
         f"{perf['dataset']['frames']} frames, protocol {perf['protocol']}")

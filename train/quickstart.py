@@ -17,7 +17,10 @@ wrote are printed at the end):
   3. export    model.export: the trained network as a stateless SavedModel.
   4. track     the exported model tracks one sequence with model.tracker
                (through train.evaluate, one-pass protocol, next to OpenCV's
-               KCF when OpenCV is installed and a stay-put floor): an OTB
+               KCF when OpenCV is installed, the peers NanoTrack v2 and
+               VitTrack when their ONNX files are found (--peer_models,
+               $RE3_PEER_MODELS, or ../shared/models/peers) and a stay-put
+               floor): an OTB
                sequence from ../shared/data/tracking/otb when that folder
                exists, else a sequence generated like the training data but
                from an unseen seed, written in the OTB layout.
@@ -58,7 +61,7 @@ from configs import experiment  # noqa: E402
 from model import geometry  # noqa: E402
 from pipelines import schema, shards  # noqa: E402
 from train import train as train_lib  # noqa: E402
-from train.eval import baselines  # noqa: E402
+from train.eval import baselines, peers  # noqa: E402
 from train.eval.datasets import load_sequences  # noqa: E402
 from train.eval.render import (  # noqa: E402
     GT_COLOR, GT_LABEL, Layer, Renderer, annotate, tracker_color)
@@ -66,7 +69,9 @@ from train.eval.render import (  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(REPO_ROOT, "configs", "experiments", "re3_quickstart.yaml")
 DEFAULT_OTB = os.path.join(REPO_ROOT, "..", "shared", "data", "tracking", "otb")
+DEFAULT_PEER_MODELS = os.path.join(REPO_ROOT, "..", "shared", "models", "peers")
 STAGES = ("data", "train", "export", "track", "report")
+COMPARE = ("kcf", "nano", "vit", "stay")
 GENERATED_NAME = "SyntheticDemo"
 
 
@@ -92,8 +97,13 @@ def define_flags(flag_values=flags.FLAGS):
                        "(when no OTB folder is there).", flag_values=f)
   flags.DEFINE_integer("max_frames", 0, "Track at most this many frames (0 = all).",
                        flag_values=f)
-  flags.DEFINE_list("compare", ["kcf", "stay"], "Trackers run beside Re3 on the sequence "
-                    "(kcf needs OpenCV; dropped with a note when it is missing).", flag_values=f)
+  flags.DEFINE_list("compare", list(COMPARE), "Trackers run beside Re3 on the sequence "
+                    "(kcf needs OpenCV, the peers nano, nano_v1 and vit their ONNX files; each is "
+                    "dropped with a note when what it needs is missing).", flag_values=f)
+  flags.DEFINE_string("peer_models", None, "Folder of the peers' ONNX files (nanotrack_v2/, "
+                      f"nanotrack_v1/, vittrack/); default ${peers.PEER_MODELS_ENV}, else "
+                      "../shared/models/peers beside the repository when it exists.",
+                      flag_values=f)
   flags.DEFINE_integer("seed", 0, "Seed of the synthetic data.", flag_values=f)
   flags.DEFINE_bool("fresh", False, "Delete --output_dir's earlier results first.",
                     flag_values=f)
@@ -225,12 +235,24 @@ def export(model_dir: str, export_dir: str) -> Dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def available_trackers(names: Sequence[str]) -> List[str]:
-  """The comparison trackers that can run here (OpenCV ones need cv2)."""
+def default_peer_models() -> Optional[str]:
+  """$RE3_PEER_MODELS, else ../shared/models/peers beside the repository when it exists."""
+  env = os.environ.get(peers.PEER_MODELS_ENV)
+  if env:
+    return env
+  return DEFAULT_PEER_MODELS if os.path.isdir(DEFAULT_PEER_MODELS) else None
+
+
+def available_trackers(names: Sequence[str], peer_models: Optional[str] = None) -> List[str]:
+  """The comparison trackers that can run here (OpenCV ones need cv2, the peers
+  their ONNX files in `peer_models`); the others are left out with a note."""
   out = []
   for n in names:
     try:
-      baselines.make_baseline(n)
+      if n in peers.PEERS:
+        peers.make_peer(n, peer_models)
+      else:
+        baselines.make_baseline(n)
       out.append(n)
     except Exception as e:  # pylint: disable=broad-except
       print(f"  note: comparison tracker {n!r} left out ({e})")
@@ -238,17 +260,21 @@ def available_trackers(names: Sequence[str]) -> List[str]:
 
 
 def track(export_dir: str, seq_root: str, seq_name: str, eval_dir: str, compare: Sequence[str],
-          max_frames: int, progress: bool) -> Dict[str, object]:
+          max_frames: int, progress: bool, peer_models: Optional[str] = None
+          ) -> Dict[str, object]:
   """train.evaluate's one-pass run of Re3 (the export) and the comparison
   trackers on the one sequence; returns its performance dict."""
   # train.eval.experiment imports TensorFlow (model.tracker): only when this stage runs.
   from train.eval import experiment as eval_experiment  # pylint: disable=g-import-not-at-top
-  trackers = ["re3"] + available_trackers(compare)
+  trackers = ["re3"] + available_trackers(compare, peer_models)
+  uses_peers = any(t in peers.PEERS for t in trackers)
   print(f"  python -m train.evaluate --model {export_dir} --dataset otb:{seq_root} "
         f"--sequences {seq_name} --protocol ope --trackers {','.join(trackers)} "
-        f"--output_dir {eval_dir}" + (f" --max_frames {max_frames}" if max_frames else ""))
+        f"--output_dir {eval_dir}" + (f" --max_frames {max_frames}" if max_frames else "")
+        + (f" --peer_models {peer_models}" if uses_peers and peer_models else ""))
   return eval_experiment.evaluate(export_dir, f"otb:{seq_root}", "ope", eval_dir, trackers,
-                             sequences=[seq_name], max_frames=max_frames, progress=progress)
+                             sequences=[seq_name], max_frames=max_frames, progress=progress,
+                             peer_models=peer_models if uses_peers else None)
 
 
 def _read_boxes(path: str) -> np.ndarray:
@@ -298,9 +324,12 @@ def run(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] 
         num_tracks: int = 200, track_length: int = 32, canvas_size: int = 256,
         train_steps: int = 0, otb_dir: Optional[str] = DEFAULT_OTB, sequence: str = "Freeman1",
         generated_length: int = 120, max_frames: int = 0,
-        compare: Sequence[str] = ("kcf", "stay"), seed: int = 0, fresh: bool = False,
-        progress: bool = True) -> Dict[str, object]:
-  """The five stages; returns {"paths": {...}, "performance": ..., "times": ...}."""
+        compare: Sequence[str] = COMPARE, seed: int = 0, fresh: bool = False,
+        progress: bool = True, peer_models: Optional[str] = None) -> Dict[str, object]:
+  """The five stages; returns {"paths": {...}, "performance": ..., "times": ...}.
+
+  The peers in `compare` read their files from `peer_models`, else
+  default_peer_models()."""
   output_dir = os.path.abspath(output_dir)
   if fresh and os.path.isdir(output_dir):
     shutil.rmtree(output_dir)
@@ -348,7 +377,7 @@ def run(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] 
   # 4. track
   t0 = stages.start("track", seq_note)
   perf = track(paths["export_dir"], seq_root, seq_name, paths["eval_dir"], compare, max_frames,
-               progress)
+               progress, peer_models or default_peer_models())
   stages.done("track", t0)
 
   # 5. report
@@ -404,7 +433,7 @@ def main(argv, flag_values=None):
     raise app.UsageError("--output_dir is required")
   run(f.output_dir, f.config, f.set, f.num_tracks, f.track_length, f.canvas_size,
       f.train_steps, f.otb_dir, f.sequence, f.generated_length, f.max_frames, f.compare,
-      f.seed, f.fresh, f.progress)
+      f.seed, f.fresh, f.progress, f.peer_models)
   return 0
 
 

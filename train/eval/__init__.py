@@ -2,8 +2,10 @@
 
   datasets    the evaluation sequence type and its loaders (benchmark folders through
               pipelines.readers.sequences, moving-MNIST track records)
-  trackers    tracker factories: the Re3 / RL agent model, OpenCV baselines, stay-put
+  trackers    tracker factories: the Re3 / RL agent model, OpenCV baselines, peers, stay-put
   baselines   the comparison trackers behind the init/update interface
+  peers       the peers NanoTrack v2 / v1 and VitTrack (OpenCV, ONNX files from
+              --peer_models or RE3_PEER_MODELS): names, files, how to build them
   protocols   protocol runners (one pass, VOT supervised)
   metrics     per-frame and per-sequence scores, dataset summaries
   scoring     a tracker's runs -> its performance.json block

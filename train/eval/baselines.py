@@ -15,7 +15,7 @@ useful guess; callers that prefer no box can look at `ok`).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Protocol, Tuple, runtime_checkable
+from typing import Callable, Dict, Optional, Protocol, Tuple, runtime_checkable
 
 import numpy as np
 
@@ -51,25 +51,34 @@ class StayPutTracker:
     return True, self._box.copy()
 
 
+def import_cv2():
+  """OpenCV (the `opencv` extra), or an ImportError naming the package."""
+  try:
+    import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
+  except ImportError as e:
+    raise ImportError(
+        "OpenCV comparison trackers need opencv-contrib-python-headless "
+        "(pip install 're3-tf[opencv]')") from e
+  return cv2
+
+
 class OpenCVTracker:
-  """cv2.Tracker{KCF,CSRT,MIL} behind the common interface."""
+  """cv2.Tracker{KCF,CSRT,MIL} (or, with `factory`, any OpenCV tracker such as
+  the peers of train/eval/peers.py) behind the common interface."""
 
   FACTORIES = {"kcf": "TrackerKCF_create", "csrt": "TrackerCSRT_create", "mil": "TrackerMIL_create"}
 
-  def __init__(self, kind: str):
-    if kind not in self.FACTORIES:
-      raise ValueError(f"unknown OpenCV tracker {kind!r}; expected one of {sorted(self.FACTORIES)}")
-    try:
-      import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
-    except ImportError as e:
-      raise ImportError(
-          "OpenCV comparison trackers need opencv-contrib-python-headless "
-          "(pip install 're3-tf[opencv]')") from e
+  def __init__(self, kind: str, factory: Optional[Callable[[], object]] = None):
+    cv2 = import_cv2()
+    if factory is None:
+      if kind not in self.FACTORIES:
+        raise ValueError(f"unknown OpenCV tracker {kind!r}; expected one of {sorted(self.FACTORIES)}")
+      factory = getattr(cv2, self.FACTORIES[kind], None)
+      if factory is None:
+        raise ImportError(f"this OpenCV build has no cv2.{self.FACTORIES[kind]} "
+                          "(install opencv-contrib-python-headless)")
     self._cv2 = cv2
-    self._factory = getattr(cv2, self.FACTORIES[kind], None)
-    if self._factory is None:
-      raise ImportError(f"this OpenCV build has no cv2.{self.FACTORIES[kind]} "
-                        "(install opencv-contrib-python-headless)")
+    self._factory = factory
     self.name = kind
     self._tracker = None
     self._last = None

@@ -6,6 +6,9 @@ Output (output_dir):
   boxes/<tracker>/<seq>.txt     one `x,y,w,h` line per frame (0-based pixels as the
                                 tracker reports them, NaN where not tracked)
   boxes/<tracker>/<seq>_time.txt seconds spent in the tracker per frame
+  boxes/<tracker>/<seq>_score.txt the tracker's own score per frame, for trackers that
+                                give one (the peers' OpenCV getTrackingScore(); NaN where
+                                it did not update)
   boxes/<tracker>/<seq>_codes.txt (vot) per-frame codes: 0 tracked, 1 init, 2 failure,
                                 3 skipped, 4 before the first box
   *.png                         plots with every tracker on one figure (success,
@@ -26,7 +29,8 @@ from tqdm import tqdm
 
 from model import geometry
 from model.tracker import RESET_EVERY
-from train.eval import datasets, metrics, plots, protocols, scoring, trackers as tracker_lib
+from train.eval import (datasets, metrics, peers, plots, protocols, scoring,
+                        trackers as tracker_lib)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -45,6 +49,8 @@ def _write_run(out_dir: str, tracker: str, seq: datasets.EvalSequence,
   np.savetxt(base + "_time.txt", run.times, fmt="%.6f")
   if protocol == "vot":
     np.savetxt(base + "_codes.txt", run.codes, fmt="%d")
+  if run.scores is not None:
+    np.savetxt(base + "_score.txt", run.scores, fmt="%.6f")
 
 
 def _warm_up(make, seqs: List[datasets.EvalSequence]) -> None:
@@ -72,19 +78,29 @@ def _run_tracker(tname, make, seqs, protocol, output_dir, vot_skip, progress):
   return runs
 
 
+def _peer_models_used(trackers: Sequence[str], peer_models: Optional[str]) -> Optional[str]:
+  """The peer-models folder the run read (None when it ran no peer)."""
+  if not any(t in tracker_lib.PEER_TRACKERS for t in trackers):
+    return None
+  return os.path.abspath(peers.models_dir(peer_models))
+
+
 def evaluate(model: Optional[str], dataset: str, protocol: str, output_dir: str,
              trackers: Sequence[str] = ("re3",), reset_period: int = RESET_EVERY,
              split: str = "test", sequences: Sequence[str] = (), max_sequences: int = 0,
              max_frames: int = 0, vot_skip: int = 5, vot_burn_in: int = 10,
-             progress: bool = True) -> Dict[str, object]:
-  """Runs every tracker on every sequence; writes boxes, performance.json and plots."""
+             progress: bool = True, peer_models: Optional[str] = None) -> Dict[str, object]:
+  """Runs every tracker on every sequence; writes boxes, performance.json and plots.
+
+  The peers (nano, nano_v1, vit) take their ONNX files from `peer_models`, else
+  $RE3_PEER_MODELS (train/eval/peers.py); a missing file is named before any run."""
   if protocol not in protocols.PROTOCOLS:
     raise ValueError(f"--protocol must be one of {protocols.PROTOCOLS}, got {protocol!r}")
   kind, path = datasets.parse_dataset(dataset)
   if not trackers:
     raise ValueError("--trackers is empty")
   seqs = datasets.load_sequences(kind, path, split, sequences, max_sequences, max_frames)
-  factories = tracker_lib.tracker_factories(trackers, model, reset_period)
+  factories = tracker_lib.tracker_factories(trackers, model, reset_period, peer_models)
   os.makedirs(output_dir, exist_ok=True)
   results: Dict[str, Dict] = {}
   for tname, make in factories.items():
@@ -100,7 +116,8 @@ def evaluate(model: Optional[str], dataset: str, protocol: str, output_dir: str,
                   "occluded_frames": int(sum(s.occluded.sum() for s in seqs))},
       "protocol": protocol,
       "settings": {"reset_period": reset_period, "vot_skip": vot_skip, "vot_burn_in": vot_burn_in,
-                   "max_frames": max_frames, "model": model},
+                   "max_frames": max_frames, "model": model,
+                   "peer_models": _peer_models_used(trackers, peer_models)},
       "conventions": {"boxes": "x,y,w,h, 0-based continuous pixels (add 1 to x and y for the "
                                "1-based OTB/VOT toolkits)",
                       "success": "fraction of frames with IoU > t, t = 0:0.05:1; AUC = mean",

@@ -49,6 +49,9 @@ class SequenceRun:
   codes: np.ndarray            # [N] metrics.CODE_*
   times: np.ndarray            # [N] seconds spent in init/update (0 where not run)
   predicted: np.ndarray        # [N] bool: the box is the tracker's prediction (not a given box)
+  # [N] the tracker's own score after each update (its `tracking_score`, e.g. the
+  # peers' OpenCV getTrackingScore(); NaN elsewhere); None for trackers without one
+  scores: Optional[np.ndarray] = None
 
   @property
   def tracker_calls(self) -> int:
@@ -98,6 +101,7 @@ class _Runner:
     self.codes = np.full([n], metrics.CODE_SKIP, np.int64)
     self.times = np.zeros([n])
     self.predicted = np.zeros([n], bool)
+    self.scores = np.full([n], np.nan) if hasattr(tracker, "tracking_score") else None
 
   def init(self, i):
     image = self.frames[i]
@@ -123,9 +127,12 @@ class _Runner:
     self.ok[i] = bool(ok) and bool(np.all(np.isfinite(self.pred[i])))
     self.codes[i] = metrics.CODE_TRACK
     self.predicted[i] = True
+    if self.scores is not None:
+      self.scores[i] = float(self.tracker.tracking_score)
 
   def result(self):
-    return SequenceRun(self.name, self.pred, self.ok, self.codes, self.times, self.predicted)
+    return SequenceRun(self.name, self.pred, self.ok, self.codes, self.times, self.predicted,
+                       self.scores)
 
 
 def run_one_pass(tracker, frames, gt_xyxy, name: str = "sequence") -> SequenceRun:

@@ -3,6 +3,8 @@
   re3, rl_agent   the model at --model (a training model_dir or a SavedModel export);
                   either name runs whichever task the model is, under that task's name
   kcf, csrt, mil  OpenCV's trackers (train/eval/baselines.py; the `opencv` extra)
+  nano, nano_v1,  the peers: OpenCV's NanoTrack v2 and v1 and VitTrack, their ONNX
+  vit             files from --peer_models DIR or $RE3_PEER_MODELS (train/eval/peers.py)
   stay            the stay-put floor
 
 Every tracker has `init(image_rgb, box_xywh)` and `update(image_rgb) -> (ok, box_xywh)`.
@@ -14,11 +16,12 @@ from typing import Callable, Dict, Optional, Sequence
 
 from model.loading import load_graph
 from model.tracker import RESET_EVERY, Re3Tracker, RLAgentTracker
-from train.eval import baselines
+from train.eval import baselines, peers
 
 MODEL_TRACKERS = ("re3", "rl_agent")
 BASELINE_TRACKERS = tuple(baselines.BASELINES)
-TRACKERS = MODEL_TRACKERS + BASELINE_TRACKERS
+PEER_TRACKERS = peers.PEER_NAMES
+TRACKERS = MODEL_TRACKERS + BASELINE_TRACKERS + PEER_TRACKERS
 
 
 def load_tracker(model: str, reset_period: int = RESET_EVERY):
@@ -30,11 +33,13 @@ def load_tracker(model: str, reset_period: int = RESET_EVERY):
 
 
 def tracker_factories(names: Sequence[str], model: Optional[str],
-                      reset_period: int = RESET_EVERY
+                      reset_period: int = RESET_EVERY, peer_models: Optional[str] = None
                       ) -> Dict[str, Callable[[], object]]:
   """Name -> zero-argument constructor of a fresh tracker (one per sequence).
 
   The model is loaded (and its graph traced) once and shared by the trackers.
+  Peers find their files in `peer_models` (else $RE3_PEER_MODELS); a missing
+  one is named here, before anything runs.
   """
   out: Dict[str, Callable[[], object]] = {}
   for name in names:
@@ -49,6 +54,9 @@ def tracker_factories(names: Sequence[str], model: Optional[str],
     elif name in BASELINE_TRACKERS:
       baselines.make_baseline(name)               # fails early if OpenCV is missing
       out[name] = lambda n=name: baselines.make_baseline(n)
+    elif name in PEER_TRACKERS:
+      peers.make_peer(name, peer_models)          # fails early, naming a missing file
+      out[name] = lambda n=name: peers.make_peer(n, peer_models)
     else:
       raise ValueError(f"unknown tracker {name!r}; expected some of {TRACKERS}")
   return out

@@ -30,7 +30,9 @@ SYN_STILLS=${SYN_STILLS:-2000}
 CONFIG=${CONFIG:-configs/experiments/re3_pretrained.yaml}
 SEED=${SEED:-0}
 VAL_MOD=${VAL_MOD:-5}
-TRACKERS=${TRACKERS:-"re3,csrt,kcf,mil,stay"}
+TRACKERS=${TRACKERS:-"re3,csrt,kcf,mil,stay,nano,nano_v1,vit"}
+# The peers (nano, nano_v1, vit: OpenCV NanoTrack v2/v1, VitTrack) read their ONNX files here.
+PEER_MODELS=${PEER_MODELS:-${RE3_PEER_MODELS:-../shared/models/peers}}
 SETS=${SETS:-}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
@@ -97,7 +99,7 @@ phase_export() {
 phase_val() {
   log "val: python -m train.evaluate --model $OUT/export --dataset otb:$DATA/clips_val --protocol ope"
   timed python -m train.evaluate --model "$OUT/export" --dataset "otb:$DATA/clips_val" --protocol ope \
-    --trackers "$TRACKERS" --output_dir "$OUT/val"
+    --trackers "$TRACKERS" --peer_models "$PEER_MODELS" --output_dir "$OUT/val"
 }
 
 # The dev set, scored once per final model.
@@ -105,7 +107,7 @@ phase_eval() {
   for ds in otb vot; do
     log "eval $ds: python -m train.evaluate --model $OUT/export --dataset $ds:$SHARED/tracking/$ds --protocol ope"
     timed python -m train.evaluate --model "$OUT/export" --dataset "$ds:$SHARED/tracking/$ds" \
-      --protocol ope --trackers "$TRACKERS" --output_dir "$OUT/eval/$ds"
+      --protocol ope --trackers "$TRACKERS" --peer_models "$PEER_MODELS" --output_dir "$OUT/eval/$ds"
   done
 }
 

@@ -42,7 +42,9 @@ CANVAS=${CANVAS:-360}
 CONFIG=${CONFIG:-configs/experiments/re3_real.yaml}
 TRAIN_STEPS=${TRAIN_STEPS:-}
 SEED=${SEED:-0}
-TRACKERS=${TRACKERS:-"re3,kcf,csrt,stay"}
+TRACKERS=${TRACKERS:-"re3,kcf,csrt,stay,nano,vit"}
+# The peers (nano, nano_v1, vit: OpenCV NanoTrack v2/v1, VitTrack) read their ONNX files here.
+PEER_MODELS=${PEER_MODELS:-${RE3_PEER_MODELS:-../shared/models/peers}}
 
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 has() { ls "$1"/*-"$2".tfrecord-* >/dev/null 2>&1; }
@@ -97,7 +99,7 @@ phase_eval() {
   for ds in otb vot; do
     log "eval $ds: python -m train.evaluate --model $OUT/export --dataset $ds:$SHARED/$ds --protocol ope --trackers $TRACKERS"
     timed python -m train.evaluate --model "$OUT/export" --dataset "$ds:$SHARED/$ds" --protocol ope \
-      --trackers "$TRACKERS" --output_dir "$OUT/eval/$ds"
+      --trackers "$TRACKERS" --peer_models "$PEER_MODELS" --output_dir "$OUT/eval/$ds"
   done
 }
 
