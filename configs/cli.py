@@ -78,6 +78,17 @@ def call(prog: str, main: Callable, argv: Sequence[str], flag_values=None,
   return 0 if code is None else int(code)
 
 
+def parse_flags(prog: str, args: Sequence[str], flag_values=None) -> list:
+  """flag_values(args) for absl's app.run(flags_parser=...): a bad flag value or
+  an unknown flag ends in one line `prog: flag --x=v: reason` and exit 2
+  (absl's own parser prints two lines and exits 1)."""
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  try:
+    return fv(list(args))
+  except flags.Error as e:
+    sys.exit(report(prog, e))
+
+
 def guarded(prog: str, main: Callable, flag_values=None,
             expected: Tuple[Type[BaseException], ...] = EXPECTED_ERRORS
             ) -> Callable[[Sequence[str]], int]:

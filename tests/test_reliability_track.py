@@ -501,3 +501,25 @@ def test_track_and_evaluate_take_step_exports(net, otb_tree, tmp_path, capsys):
                                   "--output_dir", str(tmp_path / "eval")], capsys)
   assert code == 0, err
   assert os.path.exists(tmp_path / "eval" / "performance.json")
+
+
+@pytest.mark.parametrize("module,argv,want", [
+    ("train.evaluate", ["--protocol", "xyz"],
+     "train.evaluate: flag --protocol=xyz: value should be one of <ope|vot|vid>"),
+    ("train.track", ["--kind", "foo"],
+     "train.track: flag --kind=foo: value should be one of <otb|vot|lasot|uav123|got10k>"),
+    ("train.track", ["--boxx", "1,2,3,4"],
+     "train.track: Unknown command line flag 'boxx'. Did you mean: box ?"),
+    ("train.track", ["--max_frames", "abc"],
+     "train.track: flag --max_frames=abc: invalid literal for int() with base 10: 'abc'"),
+    ("train.toolkits.got10k_toolkit", ["--max_frames", "abc"],
+     "train.toolkits.got10k_toolkit: flag --max_frames=abc: invalid literal for int() with "
+     "base 10: 'abc'"),
+])
+def test_bad_flag_values_are_one_line_exit_2(module, argv, want):
+  """The real commands: a bad flag value or an unknown flag is one line on
+  stderr, exit 2, no traceback."""
+  got = subprocess.run([sys.executable, "-m", module] + argv, cwd=str(REPO), env=env(),
+                       capture_output=True, text=True, timeout=300)
+  assert got.returncode == 2, got.stderr[-2000:]
+  assert got.stderr.strip().splitlines() == [want]
