@@ -523,3 +523,23 @@ def test_bad_flag_values_are_one_line_exit_2(module, argv, want):
                        capture_output=True, text=True, timeout=300)
   assert got.returncode == 2, got.stderr[-2000:]
   assert got.stderr.strip().splitlines() == [want]
+
+
+def test_got10k_adapter_names_the_file_and_line_of_a_bad_row(tmp_path):
+  """A non-numeric ground-truth row: the project's reader's message (file,
+  1-based line), not numpy's (no file, a 0-based row)."""
+  from train.toolkits import got10k_toolkit  # pylint: disable=g-import-not-at-top  # got10k extra
+  seq = tmp_path / "otb" / "Deer"
+  _frames_dir(seq / "img", [(40, 60)] * 3, name="")
+  for p in (seq / "img").iterdir():                 # got10k lists img/*.jpg
+    Image.open(p).save(str(p.with_suffix(".jpg")))
+    p.unlink()
+  gt = seq / "groundtruth_rect.txt"
+  gt.write_text("10,10,20,20\n11,abc,20,20\n12,10,20,20\n")
+  experiment = got10k_toolkit.LocalExperimentOTB(str(tmp_path / "otb"), ["Deer"])
+  with pytest.raises(ValueError) as e:
+    experiment.dataset[0]
+  assert str(e.value) == f"{gt}:2: non-numeric value in '11,abc,20,20'"
+  gt.write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
+  files, anno = experiment.dataset[0]
+  assert len(files) == 3 and anno.tolist()[1] == [11, 10, 20, 20]
