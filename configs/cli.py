@@ -6,7 +6,9 @@ ValueError and OSError, which ConfigError and the commands' own errors derive
 from, plus what a command adds, e.g. TensorFlow's file errors) ends the command
 with one line on stderr, `prog: message`, the message naming the file, flag or
 value, and exit status 2. The traceback is printed only with --verbose.
-Anything else (a bug) keeps Python's traceback and its exit status 1.
+Ctrl-C (KeyboardInterrupt) ends it with one line `prog: interrupted (Ctrl-C)
+...` and exit status 130 (the command's own cleanup, e.g. of partial files,
+has run). Anything else (a bug) keeps Python's traceback and its exit status 1.
 
     from configs import cli as cli_errors
     cli_errors.define_verbose_flag(flag_values)           # in define_flags
@@ -22,6 +24,7 @@ from typing import Callable, Sequence, Tuple, Type
 from absl import flags
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as a shell reports a Ctrl-C
 EXPECTED_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, OSError)
 
 
@@ -68,7 +71,22 @@ def call(prog: str, main: Callable, argv: Sequence[str], flag_values=None,
     code = main(list(argv), fv)
   except expected as e:  # pylint: disable=catching-non-exception
     return report(prog, e, _verbose(fv))
+  except KeyboardInterrupt as e:
+    if _verbose(fv):
+      traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    return report(prog, CommandError("interrupted (Ctrl-C)"), code=EXIT_INTERRUPTED)
   return 0 if code is None else int(code)
+
+
+def parse_flags(prog: str, args: Sequence[str], flag_values=None) -> list:
+  """flag_values(args) for absl's app.run(flags_parser=...): a bad flag value or
+  an unknown flag ends in one line `prog: flag --x=v: reason` and exit 2
+  (absl's own parser prints two lines and exits 1)."""
+  fv = flag_values if flag_values is not None else flags.FLAGS
+  try:
+    return fv(list(args))
+  except flags.Error as e:
+    sys.exit(report(prog, e))
 
 
 def guarded(prog: str, main: Callable, flag_values=None,

@@ -212,16 +212,28 @@ def written_counts(out_dir: str, splits: Sequence[str]) -> Dict[str, int]:
 # Exit statuses of the job commands.
 EXIT_BAD_OPTIONS = 2   # bad options or inputs found before the pipeline starts
 EXIT_FAILED = 1        # the job failed, or ran and wrote nothing
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
 def cli_main(main: Callable[[], Any], job_name: str) -> None:
   """Runs a job's main() from the command line. Every failure ends in one
   line on stderr instead of a traceback (--verbose shows it too): bad options
   or inputs found before the pipeline starts (the output dir included) exit
-  with status 2; a run that wrote nothing, or any other error, with 1."""
+  with status 2; a run that wrote nothing, or any other error, with 1; Ctrl-C
+  with 130. Beam's own log of a failing step's traceback is silenced (shown
+  with --verbose)."""
   verbose = "--verbose" in sys.argv[1:]
+  # Beam logs a failing DoFn's traceback (ERROR:apache_beam.runners.common)
+  # before re-raising it: the one line below says it (--verbose shows both).
+  beam_logger = logging.getLogger("apache_beam.runners.common")
+  level = beam_logger.level
+  if not verbose:
+    beam_logger.setLevel(logging.CRITICAL)
   try:
     main()
+  except KeyboardInterrupt:
+    _fail(job_name, "interrupted (Ctrl-C); the next run of this job removes its temporary "
+          "files", EXIT_INTERRUPTED, verbose)
   except JobConfigError as e:
     _fail(job_name, str(e), EXIT_BAD_OPTIONS, verbose)
   except output_dir.NothingWrittenError as e:
@@ -232,6 +244,8 @@ def cli_main(main: Callable[[], Any], job_name: str) -> None:
     if not verbose:
       message += " (--verbose shows the traceback)"
     _fail(job_name, message, EXIT_FAILED, verbose)
+  finally:
+    beam_logger.setLevel(level)
 
 
 def _fail(job_name: str, message: str, status: int, verbose: bool) -> None:

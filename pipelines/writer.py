@@ -102,19 +102,42 @@ class _WriteShard(beam.DoFn):
     final = shard_path(self._output_dir, self._name, self._split, shard, self._num_shards)
     tmp = f"{final}.tmp-{self._run_id}"
     records = frames = 0
-    with tf.io.TFRecordWriter(tmp) as writer:
+    write_errors = (OSError, tf.errors.OpError)   # a full disk, a quota, a lost mount
+    try:
+      writer = tf.io.TFRecordWriter(tmp)
+    except write_errors as e:
+      raise _shard_write_error(tmp, e) from e
+    try:
       for item in items:
         for out in (self._build(item) if self._build is not None else (item,)):
           if isinstance(out, beam.pvalue.TaggedOutput):
             yield out
             continue
           _, data, num_frames = out
-          writer.write(data)
+          try:
+            writer.write(data)
+          except write_errors as e:
+            raise _shard_write_error(tmp, e) from e
           records += 1
           frames += int(num_frames)
+    finally:
+      try:
+        writer.close()
+      except write_errors as e:
+        raise _shard_write_error(tmp, e) from e
     count("records_written", records)
     yield {"shard": shard, "tmp": tmp, "final": final, "num_records": records,
            "num_frames": frames}
+
+
+def _shard_write_error(tmp: str, error: BaseException) -> OSError:
+  """An OSError naming the shard being written and the reason (its last line)."""
+  if isinstance(error, OSError) and error.strerror:
+    reason = f"[Errno {error.errno}] {error.strerror}"
+  else:
+    lines = [l.strip() for l in str(error).splitlines() if l.strip()]
+    reason = lines[-1] if lines else type(error).__name__
+  return OSError(f"{tmp}: cannot write this shard: {reason}")
 
 
 def finalize_split(_, shards, rejects, output_dir, name, split, num_shards, record_kind, features,

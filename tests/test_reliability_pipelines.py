@@ -447,3 +447,50 @@ def test_stale_and_foreign_host_locks(tmp_path, clean_otb, monkeypatch, capsys, 
   assert f"remove {lock_path} if that job is gone" in last_line(err)
   lock_path.unlink()
   assert dir_bytes(out) == before
+
+
+# ---------------------------------------------------------------------------
+# Issue 22: a full disk and Ctrl-C during a job end in one line
+# ---------------------------------------------------------------------------
+
+
+class _FullDiskWriter:
+  """tf.io.TFRecordWriter on a full disk: the file is created, writes fail."""
+
+  def __init__(self, path):
+    self.path = path
+    open(path, "wb").close()
+
+  def write(self, _):
+    raise OSError(28, "No space left on device")
+
+  def close(self):
+    pass
+
+
+def test_full_disk_during_a_job_is_one_line_naming_the_shard(tmp_path, monkeypatch, capsys,
+                                                             caplog):
+  otb = str(tmp_path / "otb")
+  trees.write_otb_sequence(otb, "Good", GOOD_ROWS, 3, seed=10)
+  monkeypatch.setattr(tf.io, "TFRecordWriter", _FullDiskWriter)
+  status, _, err = run_cli(build_sequences, seq_argv(otb, tmp_path / "out"), monkeypatch, capsys)
+  assert status == 1 and "Traceback" not in err, err[-3000:]
+  assert "apache_beam.runners.common" not in err
+  assert not [r for r in caplog.records if r.name == "apache_beam.runners.common"]
+  assert len([l for l in err.splitlines() if l.startswith(("ERROR", "build_sequences"))]) == 1
+  line = last_line(err)
+  assert line.startswith(f"build_sequences: OSError: {tmp_path / 'out'}/otb-train.tfrecord-0000")
+  assert ": cannot write this shard: [Errno 28] No space left on device" in line
+  assert line.endswith("(--verbose shows the traceback)")
+
+
+def test_ctrl_c_during_a_job_is_one_line(monkeypatch, capsys):
+  def interrupted():
+    raise KeyboardInterrupt
+  monkeypatch.setattr(sys, "argv", ["build_vid"])
+  with pytest.raises(SystemExit) as e:
+    runner.cli_main(interrupted, "build_vid")
+  err = capsys.readouterr().err
+  assert e.value.code == 130 and "Traceback" not in err
+  assert err.strip().splitlines() == ["build_vid: interrupted (Ctrl-C); the next run of this job "
+                                      "removes its temporary files"]

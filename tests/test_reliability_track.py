@@ -18,7 +18,7 @@ from configs import cli as cli_errors
 from model import export
 from model.tracker import Re3MultiTracker, Re3Tracker
 from train import evaluate, track
-from train.eval import cli as eval_cli, datasets, trackers as tracker_lib
+from train.eval import cli as eval_cli, datasets, frames, trackers as tracker_lib
 from tests import tracking_utils as tu
 from tests.train_helpers import REPO, env
 
@@ -328,3 +328,218 @@ def test_evaluate_says_why_a_sequence_has_no_score(otb_tree, tmp_path, capsys):
   assert per_seq["Blank"]["no_score"] == ("none of its 4 frames has a valid ground-truth box "
                                           "(all NaN or zero size)")
   assert "no_score" not in per_seq["Good"] and per_seq["Good"]["frames"] == 4
+
+
+# ---------------------------------------------------------------------------
+# Issue 22: a frame lost in the middle of a video, a full disk, Ctrl-C, a
+# killed run's partial files, step exports as --model
+# ---------------------------------------------------------------------------
+
+
+def _video_with_a_corrupt_frame(path, n=8, bad=5):
+  """An MP4 (mp4v) of n gray frames whose frame `bad` (1-based) has its coded
+  bytes overwritten: OpenCV's read fails on it and goes on with the next one."""
+  writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+  for i in range(n):
+    writer.write(np.full((48, 64, 3), 30 * i, np.uint8))
+  writer.release()
+  blob = bytearray(open(path, "rb").read())
+  starts, k = [], blob.find(b"mdat")
+  while True:
+    k = blob.find(b"\x00\x00\x01\xb6", k + 1)    # MPEG-4 part 2 VOP start codes
+    if k < 0:
+      break
+    starts.append(k)
+  assert len(starts) == n
+  s, e = starts[bad - 1], starts[bad]
+  blob[s:e] = bytes(np.random.default_rng(1).integers(0, 255, e - s, dtype=np.uint8))
+  with open(path, "wb") as f:
+    f.write(bytes(blob))
+  return str(path)
+
+
+def test_a_frame_lost_mid_video_keeps_every_line_with_its_frame(re3_dir, tmp_path, capsys):
+  video = _video_with_a_corrupt_frame(tmp_path / "clip.mp4")
+  out = tmp_path / "boxes.txt"
+  code, last, err = _call(track, ["--model", re3_dir, "--input", video, "--box", "5,5,20,20",
+                                  "--output", str(out)], capsys)
+  assert code == 0, err
+  lines = out.read_text().splitlines()
+  assert len(lines) == 8                                     # a line per frame of the video
+  assert lines[4] == track.LOST_LINE                         # frame 5 is the lost one
+  assert all("nan" not in l for i, l in enumerate(lines) if i != 4)
+  assert last == (f"train.track: warning: --input {video}: 1 frame(s) in the middle of the "
+                  "video could not be decoded (frame 5); their lines are nan,nan,nan,nan, so "
+                  "line N is still frame N")
+  out.unlink()
+  code, last, err = _call(track, ["--model", re3_dir, "--input", video, "--box", "5,5,20,20",
+                                  "--output", str(out), "--strict"], capsys)
+  assert code == 2 and "Traceback" not in err and last.endswith("(frame 5); their lines are "
+                                                                "nan,nan,nan,nan, so line N is "
+                                                                "still frame N (--strict)")
+  assert len(out.read_text().splitlines()) == 8              # the boxes written are kept
+
+
+class _ScriptedCapture:
+  """cv2.VideoCapture's read()/get(PTS) from a script of (ok, pts) reads."""
+
+  def __init__(self, script):
+    self._script, self._pts = list(script), -1.0
+
+  def read(self):
+    if not self._script:
+      return False, None
+    ok, pts = self._script.pop(0)
+    if not ok:
+      return False, None
+    self._pts = pts
+    return True, np.full((4, 4, 3), int(pts) % 255, np.uint8)
+
+  def get(self, _):
+    return self._pts
+
+
+@pytest.mark.parametrize("script,expected,lost,truncated", [
+    # the decoder drops frame 5 without an error: the timestamps say where
+    ([(True, p) for p in (0, 1, 2, 3, 5, 6, 7)], 8, [5], False),
+    # a failed read in the middle (the next read goes on)
+    ([(True, 0), (True, 1), (False, None), (True, 3)], 4, [3], False),
+    # timestamps that do not start at 0 are relative to the first frame's
+    ([(True, p) for p in (10, 11, 13)], 4, [3], False),
+    # a truncated file: the missing frames are at the end, none is lost
+    ([(True, 0), (True, 1)], 5, [], True),
+    # timestamps past the header's count (a variable frame rate): counted reads from there
+    ([(True, p) for p in (0, 1, 2, 7)], 4, [], False),
+    # timestamps that are not whole frames: counted reads
+    ([(True, p) for p in (0, 1.5, 2.9)], 3, [], False),
+])
+def test_video_positions_locate_lost_frames(script, expected, lost, truncated, tmp_path):
+  src = frames.FrameSource(_frames_dir(tmp_path, [(4, 4)]))   # the video part is scripted
+  src.expected_frames = expected
+  got = list(src.video_positions(_ScriptedCapture(script), 0))
+  src.read_to_end = True
+  assert [n for n, f in got] == list(range(1, len(got) + 1))
+  assert [n for n, f in got if f is None] == lost == src.lost_frames
+  assert src.truncated == truncated
+
+
+def test_full_disk_names_the_file_and_leaves_no_partial(re3_dir, tmp_path, capsys):
+  """Writes that hit a full device (/dev/full behind the temporary name) end in
+  one line naming the flag and the file; nothing is left."""
+  frames_dir = _frames_dir(tmp_path / "frames", [(48, 64)] * 3)
+  for flag, name in (("--output", "boxes.txt"), ("--render", "out.gif")):
+    final = tmp_path / name
+    os.symlink("/dev/full", track._partial_name(str(final)))
+    argv = ["--model", re3_dir, "--input", frames_dir, "--box", "5,5,20,20", flag, str(final)]
+    code, last, err = _call(track, argv, capsys)
+    assert code == 2 and "Traceback" not in err, err
+    assert last == (f"train.track: {flag} {final}: cannot write it: [Errno 28] No space left on "
+                    "device (no partial file left)")
+    assert sorted(os.listdir(tmp_path)) == ["frames"]
+
+
+def test_ctrl_c_is_one_line_and_removes_partial_files(re3_dir, tmp_path, capsys, monkeypatch):
+  frames_dir = _frames_dir(tmp_path / "frames", [(48, 64)] * 4)
+  real = tracker_lib.load_tracker
+
+  def interrupted_on_frame_3(model, reset_period):
+    tracker = real(model, reset_period)
+    calls = []
+
+    def update(frame):
+      calls.append(1)
+      if len(calls) == 2:
+        raise KeyboardInterrupt
+      return type(tracker).update(tracker, frame)
+    tracker.update = update
+    return tracker
+  monkeypatch.setattr(tracker_lib, "load_tracker", interrupted_on_frame_3)
+  argv = ["--model", re3_dir, "--input", frames_dir, "--box", "5,5,20,20",
+          "--output", str(tmp_path / "boxes.txt"), "--render", str(tmp_path / "out.gif")]
+  code, last, err = _call(track, argv, capsys)
+  assert (code, last) == (130, "train.track: interrupted (Ctrl-C)")
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+  assert sorted(os.listdir(tmp_path)) == ["frames"]
+
+
+def test_partial_files_of_a_killed_run_are_removed(re3_dir, tmp_path, capsys):
+  frames_dir = _frames_dir(tmp_path / "frames", [(48, 64)] * 2)
+  dead = subprocess.Popen([sys.executable, "-c", "pass"])
+  dead.wait()                                        # a pid that no longer runs
+  stale = [tmp_path / f"boxes.partial-{dead.pid}.txt", tmp_path / f"out.partial-{dead.pid}.gif"]
+  live = [tmp_path / f"boxes.partial-{os.getppid()}.txt",      # a running process's: kept
+          tmp_path / f"other.partial-{dead.pid}.txt"]          # another output's: kept
+  for p in stale + live:
+    p.write_text("partial")
+  code, _, err = _call(track, ["--model", re3_dir, "--input", frames_dir, "--box", "5,5,20,20",
+                               "--output", str(tmp_path / "boxes.txt"),
+                               "--render", str(tmp_path / "out.gif")], capsys)
+  assert code == 0, err
+  for p in stale:
+    assert not p.exists()
+    assert (f"train.track: removed {p}, left by a run (pid {dead.pid}) that did not finish"
+            in err)
+  assert all(p.exists() for p in live)
+  assert (tmp_path / "boxes.txt").exists() and (tmp_path / "out.gif").exists()
+
+
+def test_track_and_evaluate_take_step_exports(net, otb_tree, tmp_path, capsys):
+  from model import export_tflite  # pylint: disable=g-import-not-at-top  # the litert extra
+  step = export_tflite.write_tflite(net, str(tmp_path / "step.tflite"))
+  frames_dir = _frames_dir(tmp_path / "frames", [(48, 64)] * 3)
+  out = tmp_path / "boxes.txt"
+  code, _, err = _call(track, ["--model", step, "--input", frames_dir, "--box", "5,5,20,20",
+                               "--output", str(out)], capsys)
+  assert code == 0, err
+  want = Re3Tracker.load(step)
+  imgs = list(frames.FrameSource(frames_dir))
+  want.init(imgs[0], (5, 5, 20, 20))
+  expected = [(5, 5, 20, 20)] + [want.update(im)[1] for im in imgs[1:]]
+  got = np.loadtxt(str(out), delimiter=",")
+  np.testing.assert_allclose(got, np.asarray(expected), atol=0.01)
+  code, _, err = _call(evaluate, ["--model", step, "--dataset", f"otb:{otb_tree}",
+                                  "--output_dir", str(tmp_path / "eval")], capsys)
+  assert code == 0, err
+  assert os.path.exists(tmp_path / "eval" / "performance.json")
+
+
+@pytest.mark.parametrize("module,argv,want", [
+    ("train.evaluate", ["--protocol", "xyz"],
+     "train.evaluate: flag --protocol=xyz: value should be one of <ope|vot|vid>"),
+    ("train.track", ["--kind", "foo"],
+     "train.track: flag --kind=foo: value should be one of <otb|vot|lasot|uav123|got10k>"),
+    ("train.track", ["--boxx", "1,2,3,4"],
+     "train.track: Unknown command line flag 'boxx'. Did you mean: box ?"),
+    ("train.track", ["--max_frames", "abc"],
+     "train.track: flag --max_frames=abc: invalid literal for int() with base 10: 'abc'"),
+    ("train.toolkits.got10k_toolkit", ["--max_frames", "abc"],
+     "train.toolkits.got10k_toolkit: flag --max_frames=abc: invalid literal for int() with "
+     "base 10: 'abc'"),
+])
+def test_bad_flag_values_are_one_line_exit_2(module, argv, want):
+  """The real commands: a bad flag value or an unknown flag is one line on
+  stderr, exit 2, no traceback."""
+  got = subprocess.run([sys.executable, "-m", module] + argv, cwd=str(REPO), env=env(),
+                       capture_output=True, text=True, timeout=300)
+  assert got.returncode == 2, got.stderr[-2000:]
+  assert got.stderr.strip().splitlines() == [want]
+
+
+def test_got10k_adapter_names_the_file_and_line_of_a_bad_row(tmp_path):
+  """A non-numeric ground-truth row: the project's reader's message (file,
+  1-based line), not numpy's (no file, a 0-based row)."""
+  from train.toolkits import got10k_toolkit  # pylint: disable=g-import-not-at-top  # got10k extra
+  seq = tmp_path / "otb" / "Deer"
+  _frames_dir(seq / "img", [(40, 60)] * 3, name="")
+  for p in (seq / "img").iterdir():                 # got10k lists img/*.jpg
+    Image.open(p).save(str(p.with_suffix(".jpg")))
+    p.unlink()
+  gt = seq / "groundtruth_rect.txt"
+  gt.write_text("10,10,20,20\n11,abc,20,20\n12,10,20,20\n")
+  experiment = got10k_toolkit.LocalExperimentOTB(str(tmp_path / "otb"), ["Deer"])
+  with pytest.raises(ValueError) as e:
+    experiment.dataset[0]
+  assert str(e.value) == f"{gt}:2: non-numeric value in '11,abc,20,20'"
+  gt.write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
+  files, anno = experiment.dataset[0]
+  assert len(files) == 3 and anno.tolist()[1] == [11, 10, 20, 20]

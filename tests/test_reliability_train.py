@@ -325,3 +325,47 @@ def test_restart_event_log_is_json(tmp_path):
   rec = json.loads((tmp_path / "train_log.jsonl").read_text().splitlines()[-1])
   assert rec["changes"] == {"trainer.learning_rate": {"old": 0.1, "new": 0.01}}
   assert open(kept).read() == "task: re3\n"
+
+
+def test_full_disk_during_training_is_one_line_naming_the_path(toy_dir, tmp_path, capsys,
+                                                                monkeypatch):
+  """The second checkpoint write hits a full disk (TensorFlow's
+  ResourceExhaustedError, as its file writer raises for ENOSPC): one line
+  naming the checkpoint, exit 2, the first checkpoint kept."""
+  real_save = tf.train.CheckpointManager.save
+  calls = []
+
+  def save(self, checkpoint_number=None, **kwargs):
+    calls.append(checkpoint_number)
+    if len(calls) == 2:
+      raise tf.errors.ResourceExhaustedError(
+          None, None, f"{self.directory}/ckpt-{checkpoint_number}_temp/part-00000-of-00001"
+          ".data-00000-of-00001.tempstate1; No space left on device")
+    return real_save(self, checkpoint_number=checkpoint_number, **kwargs)
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  model_dir = tmp_path / "m"
+  code, last, err = _main(["--config", SMOKE, "--model_dir", str(model_dir),
+                           *_sets(toy_dir, steps=4, **{"trainer.checkpoint_every": 2})], capsys)
+  assert code == 2 and "Traceback" not in err, err[-3000:]
+  kept = tf.train.latest_checkpoint(str(model_dir))
+  assert kept and kept.endswith("ckpt-2")
+  assert last == (f"train.train: cannot write checkpoint {model_dir}/ckpt-4: {model_dir}/"
+                  "ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate1; No space left "
+                  f"on device; training stopped at step 4. Last good checkpoint kept: {kept}")
+
+
+def test_a_train_log_that_cannot_be_written_names_it(toy_dir, tmp_path, capsys, monkeypatch):
+  from train import trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+  model_dir = tmp_path / "m"
+  real_open = open
+
+  def full_log(path, mode="r", *args, **kwargs):
+    if str(path).endswith("train_log.jsonl") and "a" in mode:
+      raise OSError(28, "No space left on device")
+    return real_open(path, mode, *args, **kwargs)
+  monkeypatch.setattr(trainer_lib, "open", full_log, raising=False)
+  code, last, err = _main(["--config", SMOKE, "--model_dir", str(model_dir),
+                           *_sets(toy_dir, steps=1)], capsys)
+  assert code == 2 and "Traceback" not in err, err[-3000:]
+  assert last == (f"train.train: cannot write {model_dir}/train_log.jsonl: [Errno 28] No space "
+                  "left on device")

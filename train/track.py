@@ -29,18 +29,30 @@ The frame sources are train/eval/frames.py, the trackers train/eval/trackers.py
 and the renderer train/eval/render.py; installed, the command is also `re3-track`.
 
 Output: one `x,y,w,h` line per frame (the first is the initial box) on stdout
-or in --output; --render writes the frames with the box drawn as a GIF (PIL)
-or MP4 (OpenCV); the frame rate is printed at the end on stderr, both for the
-tracker alone and end to end (decoding included). --output and --render are
-written under a temporary name and renamed when tracking ends, so a failed
-run leaves no partial file (and an earlier file of that name as it was).
+or in --output, line N for frame N; --render writes the frames with the box
+drawn as a GIF (PIL) or MP4 (OpenCV); the frame rate is printed at the end on
+stderr, both for the tracker alone and end to end (decoding included).
+--output and --render are written under a temporary name
+(`NAME.partial-PID.EXT`) and renamed when tracking ends, so a failed or
+interrupted run leaves no partial file (and an earlier file of that name as it
+was); such files left by a killed run (PID no longer running) are removed by
+the next run with the same --output / --render, with a line each.
+--model is a training model_dir, a SavedModel export, a `.tflite` / `.onnx`
+step export (model.export --format) or 'default'.
+
+A video frame in the middle that does not decode (the decoder fails on it, or
+the container's timestamps skip it) keeps its line: `nan,nan,nan,nan`, and a
+warning names the frame numbers; the tracker goes on with the next decoded
+frame. A frame of an image folder or list that does not decode is an error.
 
 Errors: a missing or unreadable input, a malformed --box, a bad --render
-extension, a frame that does not decode or whose size differs from the first
-frame's end the command with one line `train.track: message` and exit 2 (the
-traceback with --verbose). A video that ends before the frame count of its
-header (truncated, or a frame that does not decode) gives a warning with both
-counts; with --strict it exits 2 (the boxes of the decoded frames are kept).
+extension, a frame of a folder that does not decode or whose size differs from
+the first frame's, a file that cannot be written (full disk: the flag and the
+file named) end the command with one line `train.track: message` and exit 2
+(the traceback with --verbose); Ctrl-C ends it with one line and exit 130. A
+video that ends before the frame count of its header (truncated, or frames
+lost where nothing locates them) gives a warning with both counts; with
+--strict it, and lost frames, exit 2 (the boxes written are kept).
 """
 
 from __future__ import annotations
@@ -78,24 +90,35 @@ def parse_box(text: str) -> np.ndarray:
   return np.asarray(values, np.float64)
 
 
+LOST_LINE = "nan,nan,nan,nan"   # the line of a video frame that did not decode
+
+
 def track(tracker, source: frames.FrameSource, box_xywh, out,
           render: Optional[render_lib.Renderer] = None,
           max_frames: int = 0) -> dict:
-  """Runs the tracker, writing a line per frame to `out`.
+  """Runs the tracker, writing a line per frame position to `out`: line N is
+  frame N; a video frame that did not decode gets LOST_LINE and the tracker
+  goes on with the next decoded frame.
 
   Returns frames, seconds in the tracker per frame, and the end-to-end time.
   """
   t_start = time.perf_counter()
   times = []
   first_hw = None
-  for frame in source:
-    if max_frames and len(times) >= max_frames:
+  for number, frame in source.positions():
+    if max_frames and number > max_frames:
       break
+    if frame is None:
+      if not times:
+        raise ValueError(f"{source.path}: frame {number} does not decode, and tracking starts "
+                         "on it (the initial box is its box)")
+      out.write(LOST_LINE + "\n")
+      continue
     if first_hw is None:
       first_hw = frame.shape[:2]
     elif frame.shape[:2] != first_hw:
       raise ValueError(
-          f"{source.path}: frame {len(times) + 1} is {frame.shape[1]}x{frame.shape[0]} but the "
+          f"{source.path}: frame {number} is {frame.shape[1]}x{frame.shape[0]} but the "
           f"first frame is {first_hw[1]}x{first_hw[0]} (width x height): a tracking session "
           "keeps one frame size; resize the frames to one size")
     t0 = time.perf_counter()
@@ -110,7 +133,7 @@ def track(tracker, source: frames.FrameSource, box_xywh, out,
       render.add(render_lib.annotate(
           frame, [render_lib.Layer(getattr(tracker, "name", "tracker"), box,
                                    render_lib.tracker_color(0), ok)],
-          frame_number=len(times)))
+          frame_number=number))
   if not times:
     raise ValueError(f"{source.path}: no frames")
   return {"frames": len(times), "tracker_s": np.asarray(times),
@@ -204,9 +227,75 @@ def _partial_name(path: str) -> str:
   return f"{root}.partial-{os.getpid()}{ext}"
 
 
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:    # another user's live process
+    return True
+  return True
+
+
+def remove_stale_partials(path: str) -> list:
+  """Removes `NAME.partial-PID.EXT` files beside `path` (NAME.EXT) that a run
+  killed before its end left, those whose PID is no live process on this
+  machine (a warning line each); -> the removed paths. A live run's file stays."""
+  root, ext = os.path.splitext(path)
+  folder = os.path.dirname(os.path.abspath(path))
+  pattern = re.compile(re.escape(os.path.basename(root)) + r"\.partial-(\d+)" + re.escape(ext) + "$")
+  removed = []
+  try:
+    names = os.listdir(folder)
+  except OSError:
+    return removed
+  for name in sorted(names):
+    m = pattern.match(name)
+    if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+      continue
+    stale = os.path.join(folder, name)
+    try:
+      os.remove(stale)
+    except OSError:
+      continue
+    removed.append(stale)
+    print(f"{PROG}: removed {stale}, left by a run (pid {m.group(1)}) that did not finish",
+          file=sys.stderr)
+  return removed
+
+
 def _discard(path: Optional[str]) -> None:
   if path and os.path.exists(path):
     os.remove(path)
+
+
+def _write_error(flag: str, path: str, error: OSError) -> cli_errors.CommandError:
+  reason = f"[Errno {error.errno}] {error.strerror}" if error.strerror else str(error)
+  return cli_errors.CommandError(f"{flag} {path}: cannot write it: {reason} (no partial "
+                                 "file left)")
+
+
+class _NamedOutput:
+  """The --output (or --render) writer, whose OSError (a full disk, a quota,
+  a lost mount) becomes a one-line error naming the flag and its file."""
+
+  def __init__(self, target, flag: str, path: str):
+    self._target, self._flag, self._path = target, flag, path
+
+  def _call(self, name, *args):
+    try:
+      return getattr(self._target, name)(*args)
+    except OSError as e:
+      raise _write_error(self._flag, self._path, e) from e
+
+  def write(self, text):
+    return self._call("write", text)
+
+  def add(self, frame):
+    return self._call("add", frame)
+
+  def close(self):
+    return self._call("close")
 
 
 def main(argv, flag_values=None):
@@ -226,25 +315,37 @@ def main(argv, flag_values=None):
     box = source.first_box_xywh
   else:
     raise app.UsageError("--box is required (the input has no ground truth)")
+  for path in (FLAGS.output, FLAGS.render):
+    if path:
+      remove_stale_partials(path)
   render_tmp = render = None
   if FLAGS.render:   # checked before the model is loaded
     if os.path.splitext(FLAGS.render)[1].lower() not in render_lib.RENDER_EXTENSIONS:
       raise ValueError(f"--render must end in {', '.join(render_lib.RENDER_EXTENSIONS)}, "
                        f"got {FLAGS.render!r}")
     render_tmp = _partial_name(FLAGS.render)
-    render = render_lib.Renderer(render_tmp, FLAGS.render_fps)
+    render = _NamedOutput(render_lib.Renderer(render_tmp, FLAGS.render_fps), "--render",
+                          FLAGS.render)
   tracker = trackers.load_tracker(FLAGS.model, FLAGS.reset_period)
   output_tmp = _partial_name(FLAGS.output) if FLAGS.output else None
   done = False
   try:
-    out = open(output_tmp, "w") if output_tmp else sys.stdout
+    if output_tmp:
+      try:
+        out = _NamedOutput(open(output_tmp, "w"), "--output", FLAGS.output)
+      except OSError as e:
+        raise _write_error("--output", FLAGS.output, e) from e
+    else:
+      out = sys.stdout
     try:
       result = track(tracker, source, box, out, render, FLAGS.max_frames)
     finally:
-      if output_tmp:
-        out.close()
-      if render is not None:
-        render.close()
+      try:
+        if output_tmp:
+          out.close()
+      finally:
+        if render is not None:
+          render.close()
     for tmp, final in ((output_tmp, FLAGS.output), (render_tmp, FLAGS.render)):
       if tmp and os.path.exists(tmp):
         os.replace(tmp, final)
@@ -254,10 +355,20 @@ def main(argv, flag_values=None):
       _discard(output_tmp)
       _discard(render_tmp)
   print(fps_report(result, render is not None), file=sys.stderr)
+  problems = []
+  if source.lost_frames:
+    shown = ", ".join(map(str, source.lost_frames[:10])) + (
+        ", ..." if len(source.lost_frames) > 10 else "")
+    problems.append(
+        f"--input {FLAGS.input}: {len(source.lost_frames)} frame(s) in the middle of the video "
+        f"could not be decoded (frame {shown}); their lines are {LOST_LINE}, so line N is "
+        "still frame N")
   if source.truncated:
-    message = (f"--input {FLAGS.input}: the video header says {source.expected_frames} frames "
-               f"but {source.frames_read} could be decoded (truncated file or a corrupt frame); "
-               f"the boxes cover the {source.frames_read} decoded frames")
+    problems.append(
+        f"--input {FLAGS.input}: the video header says {source.expected_frames} frames "
+        f"but {source.frames_read} could be decoded (truncated file or a corrupt frame); "
+        f"the boxes cover the {source.frames_read} decoded frames")
+  for message in problems:
     if FLAGS.strict:
       raise ValueError(message + " (--strict)")
     print(f"train.track: warning: {message}", file=sys.stderr)

@@ -23,8 +23,10 @@ Before anything is written:
   enough for a stage are named (data.skip_unusable=true leaves them out with
   a warning instead).
 
-Exit codes: 0 done, 2 bad config or data (one line `train.train: message`;
-the traceback with --verbose), 3 training diverged (NaN/inf loss).
+Exit codes: 0 done, 2 bad config or data, or a model_dir that cannot be
+written during training (a full disk: the path named, the last good
+checkpoint kept) (one line `train.train: message`; the traceback with
+--verbose), 3 training diverged (NaN/inf loss).
 """
 
 from __future__ import annotations

@@ -27,7 +27,10 @@ loop:
   loss-and-gradient function);
 * TensorBoard scalars, crop images with boxes, a log line (or tqdm bar), a
   JSON-lines log `train_log.jsonl` the tests and plots read, and validation
-  every trainer.val_every steps and at the end.
+  every trainer.val_every steps and at the end;
+* a checkpoint, train_log.jsonl line or summary that cannot be written (a
+  full disk, a quota) stops the job with `ModelDirWriteError` naming the path
+  (train.train: one line, exit 2); the last good checkpoint stays.
 
 The input position is not checkpointed (its shuffle buffers hold decoded
 frames and would make checkpoints huge): a restarted job reseeds its input
@@ -59,6 +62,21 @@ log = logging.getLogger("train")
 
 class TrainingDiverged(RuntimeError):
   """The loss (or the gradient) became NaN or infinite."""
+
+
+class ModelDirWriteError(OSError):
+  """A checkpoint, train_log.jsonl or the summaries could not be written (a
+  full disk, a quota, a lost mount); the message names the path. Training
+  stops; what was written before stays (the last good checkpoint)."""
+
+
+def _reason(error: BaseException) -> str:
+  """The last line of TensorFlow's or the OS's message (e.g. 'No space left on device')."""
+  if isinstance(error, OSError) and error.strerror:
+    return f"[Errno {error.errno}] {error.strerror}"
+  lines = [l.strip() for l in str(getattr(error, "message", None) or error).splitlines()
+           if l.strip()]
+  return lines[-1] if lines else type(error).__name__
 
 
 def learning_rate_schedule(cfg: TrainerConfig):
@@ -179,7 +197,14 @@ class Trainer:
     return latest
 
   def save(self) -> str:
-    path = self.manager.save(checkpoint_number=self._step())
+    try:
+      path = self.manager.save(checkpoint_number=self._step())
+    except (tf.errors.OpError, OSError) as e:   # a full disk, a quota, a lost mount
+      good = self.manager.latest_checkpoint if self.is_chief else None
+      raise ModelDirWriteError(
+          f"cannot write checkpoint {self.ckpt_dir}/{CHECKPOINT_NAME}-{self._step()}: "
+          f"{_reason(e)}; training stopped at step {self._step()}. Last good checkpoint "
+          f"kept: {good or 'none (no checkpoint was written yet)'}") from e
     if not self.is_chief:
       tf.io.gfile.rmtree(self.ckpt_dir)  # non-chief copies exist only because TF needs them
     return path
@@ -198,8 +223,11 @@ class Trainer:
       return
     rec = {"event": kind, "time": time.time()}
     rec.update(fields)
-    with open(self._log_path, "a") as f:
-      f.write(json.dumps(rec) + "\n")
+    try:
+      with open(self._log_path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    except OSError as e:
+      raise ModelDirWriteError(f"cannot write {self._log_path}: {_reason(e)}") from e
 
   # -- the step ---------------------------------------------------------------
 
@@ -285,11 +313,24 @@ class Trainer:
     try:
       while self._step() < self.tcfg.train_steps:
         self._train_stage(handler, bar)
-      return self._finish(handler)
+      result = self._finish(handler)
+    except BaseException:
+      self._flush_summaries(raise_errors=False)   # the error in flight is the one to report
+      raise
     finally:
       if bar is not None:
         bar.close()
+    self._flush_summaries()
+    return result
+
+  def _flush_summaries(self, raise_errors: bool = True) -> None:
+    try:
       self._writer.flush()
+    except (tf.errors.OpError, OSError) as e:
+      path = os.path.join(self.model_dir, "train")
+      if raise_errors:
+        raise ModelDirWriteError(f"cannot write the summaries in {path}: {_reason(e)}") from e
+      log.warning("cannot write the summaries in %s: %s", path, _reason(e))
 
   def _start_stage(self) -> _StageRun:
     """The input, carry and step function of the current stage."""

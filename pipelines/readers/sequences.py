@@ -148,6 +148,13 @@ def _read_rows(path: str, allowed_widths: Tuple[int, ...]) -> np.ndarray:
   return np.asarray(rows, dtype=np.float64)
 
 
+def read_box_rows(path: str, allowed_widths: Tuple[int, ...] = (4,)) -> np.ndarray:
+  """The numeric rows of a ground-truth file as written (1-based, not
+  shifted), for adapters that hand them on as they are (the GOT-10k toolkit
+  adapter); malformed rows raise SequenceFormatError naming `file:line`."""
+  return _read_rows(path, allowed_widths)
+
+
 def _read_flags(path: str, n: int) -> np.ndarray:
   """Integer flags, one per frame, comma/newline separated (LaSOT, GOT-10k)."""
   text = fs.read_text(path).strip()

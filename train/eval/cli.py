@@ -1,7 +1,8 @@
 """What the absl command lines of evaluation and tracking (train.evaluate,
 train.track) share: running `main` with `--help` that exits 0, and expected
 errors ending in one line `prog: message` with exit 2 (configs/cli.py; the
-traceback with --verbose).
+traceback with --verbose), a bad flag value or unknown flag too (one line,
+exit 2), Ctrl-C in one line with exit 130.
 
 absl's own --help exits with status 1; here -h / --help / --helpshort print the
 command's docstring and its flags and exit 0, also when the command runs as an
@@ -43,7 +44,7 @@ def run(main: Callable, define_flags: Callable[[], None], doc: str, flag_name: s
     if any(a in HELP_ARGS for a in words):
       print(help_text(doc, flag_name))
       sys.exit(0)
-    return flags.FLAGS(args)
+    return cli_errors.parse_flags(prog, args)   # a bad flag value: one line, exit 2
 
   app.run(cli_errors.guarded(prog, main, flags.FLAGS, EXPECTED_ERRORS),
           argv=list(argv) if argv is not None else None, flags_parser=parse)

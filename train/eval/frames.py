@@ -13,15 +13,22 @@
 
 Frames are decoded lazily, one at a time, as HxWx3 uint8 RGB. A video keeps
 the frame count its header promises (`expected_frames`) and the count decoded
-(`frames_read`): a truncated file or a frame that does not decode ends the
-video early, and `truncated` says so once it has been read to its end.
+(`frames_read`). A frame in the middle of a video file that does not decode
+(OpenCV's read fails before the header's count) or that the container's
+timestamps skip is a lost frame: `positions()` yields `(number, None)` at its
+place, so what follows keeps its frame number, and `lost_frames` lists the
+1-based numbers (iterating the source yields the decoded frames only). Frames
+missing at the end (a truncated file) are not lost frames: `truncated` says so
+once the video has been read to its end. A container whose decoder drops a
+frame without an error or a timestamp gap (e.g. an AVI chunk with a damaged
+header) cannot be located: it shows only as `truncated`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -66,6 +73,8 @@ class FrameSource:
     self._video = None
     self.expected_frames: Optional[int] = None   # a video header's frame count
     self.frames_read = 0                         # frames decoded by the last pass
+    self.positions_read = 0                      # frame positions covered (decoded + lost)
+    self.lost_frames: List[int] = []             # 1-based numbers of lost video frames
     self.read_to_end = False
     self.camera: Optional[int] = None
     if path.strip().isdigit() and not os.path.exists(path):
@@ -102,18 +111,30 @@ class FrameSource:
   def truncated(self) -> bool:
     """True when a video read to its end gave fewer frames than its header says."""
     return bool(self.read_to_end and self.expected_frames
-                and self.frames_read < self.expected_frames)
+                and self.positions_read < self.expected_frames)
 
   def __iter__(self) -> Iterator[np.ndarray]:
-    self.frames_read, self.read_to_end = 0, False
+    for _, frame in self.positions():
+      if frame is not None:
+        yield frame
+
+  def positions(self) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
+    """(1-based frame number, frame) in order; the frame is None where a video
+    frame was lost (see the module docstring)."""
+    self.frames_read, self.positions_read, self.read_to_end = 0, 0, False
+    self.lost_frames = []
     if self._paths is not None:
       for p in self._paths:
-        yield load_image_rgb(p)
+        frame = load_image_rgb(p)
         self.frames_read += 1
+        self.positions_read += 1
+        yield self.positions_read, frame
       self.read_to_end = True
       return
     if self.camera is not None:
-      yield from self._camera_frames()
+      for frame in self._camera_frames():
+        self.positions_read += 1
+        yield self.positions_read, frame
       return
     yield from self._video_frames()
 
@@ -155,9 +176,55 @@ class FrameSource:
     try:
       count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
       self.expected_frames = count if count > 0 else None
-      yield from self._decoded(cap)
+      yield from self.video_positions(cap, cv2.CAP_PROP_PTS)
       if self.frames_read == 0:
         raise ValueError(f"--input {path}: no frame of the video could be decoded")
       self.read_to_end = True
     finally:
       cap.release()
+
+  def video_positions(self, cap, pts_prop) -> Iterator[Tuple[int, Optional[np.ndarray]]]:
+    """(1-based frame number, RGB frame or None) of an opened video file
+    (`cap.read()`, `cap.get(pts_prop)`: OpenCV's presentation timestamp in
+    frames), counted in frames_read / positions_read / lost_frames.
+
+    A failed read before the header's frame count is a frame that does not
+    decode: reading goes on, and that position is lost. A decoded frame whose
+    timestamp (relative to the first frame's, whole frames) is past the next
+    position marks the skipped positions lost. Timestamps are trusted only
+    while they are whole numbers that increase and stay within the header's
+    count (a variable-frame-rate file falls back to counting reads; one whose
+    whole-frame timestamps jump early, before they pass the count, would have
+    the skipped positions marked lost).
+    """
+    expected = self.expected_frames
+    failures = 0          # failed reads since the last decoded frame
+    pts_offset = None     # first frame's timestamp minus its position
+    use_pts = True
+    while True:
+      ok, frame = cap.read()
+      if not ok:
+        if expected and self.positions_read + failures + 1 < expected:
+          failures += 1
+          continue
+        break
+      position = self.positions_read + failures          # 0-based, by counting reads
+      if use_pts:
+        pts = cap.get(pts_prop)
+        if pts_offset is None and pts is not None and pts >= 0:
+          pts_offset = pts - position
+        by_pts = None if pts_offset is None else pts - pts_offset
+        if (by_pts is None or abs(by_pts - round(by_pts)) > 1e-3
+            or round(by_pts) < self.positions_read
+            or (expected and round(by_pts) >= expected)):
+          use_pts = False
+        else:
+          position = int(round(by_pts))
+      while self.positions_read < position:
+        self.positions_read += 1
+        self.lost_frames.append(self.positions_read)
+        yield self.positions_read, None
+      failures = 0
+      self.frames_read += 1
+      self.positions_read += 1
+      yield self.positions_read, np.ascontiguousarray(frame[..., ::-1])

@@ -1,6 +1,7 @@
 """Tracker factories: evaluation and the track command get their trackers here.
 
-  re3, rl_agent   the model at --model (a training model_dir or a SavedModel export);
+  re3, rl_agent   the model at --model (a training model_dir, a SavedModel export or a
+                  `.tflite` / `.onnx` step export, which is always Re3);
                   either name runs whichever task the model is, under that task's name
   kcf, csrt, mil  OpenCV's trackers (train/eval/baselines.py; the `opencv` extra)
   nano, nano_v1,  the peers: OpenCV's NanoTrack v2 and v1 and VitTrack, their ONNX
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Callable, Dict, Optional, Sequence
 
 from model.loading import load_graph
+from model.runtimes import RUNTIME_SUFFIXES, load_re3_runtime
 from model.tracker import RESET_EVERY, Re3Tracker, RLAgentTracker
 from train.eval import baselines, peers
 
@@ -24,9 +26,18 @@ PEER_TRACKERS = peers.PEER_NAMES
 TRACKERS = MODEL_TRACKERS + BASELINE_TRACKERS + PEER_TRACKERS
 
 
+def load_model_graph(model: str):
+  """(task, tracking graph) of --model: a `.tflite` / `.onnx` step export
+  (model.runtimes, as Re3Tracker.load), a SavedModel export, a training
+  model_dir or 'default'."""
+  if model.endswith(RUNTIME_SUFFIXES):
+    return "re3", load_re3_runtime(model)
+  return load_graph(model)
+
+
 def load_tracker(model: str, reset_period: int = RESET_EVERY):
-  """Re3Tracker or RLAgentTracker from a SavedModel export or a training model_dir."""
-  task, graph = load_graph(model)
+  """Re3Tracker or RLAgentTracker from an export or a training model_dir (load_model_graph)."""
+  task, graph = load_model_graph(model)
   if task == "rl_agent":
     return RLAgentTracker(graph)
   return Re3Tracker(graph, reset_period)
@@ -46,7 +57,7 @@ def tracker_factories(names: Sequence[str], model: Optional[str],
     if name in MODEL_TRACKERS:
       if not model:
         raise ValueError(f"tracker {name!r} needs --model (a model_dir or SavedModel)")
-      task, graph = load_graph(model)
+      task, graph = load_model_graph(model)
       if task == "re3":
         out["re3"] = lambda g=graph: Re3Tracker(g, reset_period)
       else:

@@ -23,7 +23,9 @@ got10k's ExperimentOTB always downloads the OTB sequences it does not find;
 LocalExperimentOTB is the same experiment (same runner, same report: success
 AUC over 21 IoU thresholds, precision at 20 px, per sequence and averaged) on
 the OTB sequences found under a local folder (optionally a named subset, cut
-to max_frames), with nothing downloaded.
+to max_frames), with nothing downloaded. Its ground truth is read by the
+project's reader (pipelines.readers.sequences.read_box_rows): a malformed row
+is an error naming the file and its 1-based line.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import numpy as np  # noqa: E402
 from configs import cli as cli_errors  # noqa: E402
 from model.tracker import RESET_EVERY, Re3Tracker  # noqa: E402
 from model.tracker_inputs import as_rgb  # noqa: E402
+from pipelines.readers import sequences as sequence_readers  # noqa: E402
 from train.eval import cli  # noqa: E402
 
 DEFAULT_NAME = "Re3"
@@ -98,7 +101,15 @@ class _OTBSubset:
 
   def __getitem__(self, index):
     name = self.seq_names[index] if not isinstance(index, str) else index
-    img_files, anno = self._otb[name]
+    # The rows are read by the project's reader (errors name file:line), not
+    # by got10k's np.loadtxt (numpy's message: no file, a 0-based row).
+    anno_file = self._otb.anno_files[self._otb.seq_names.index(name)]
+    anno = sequence_readers.read_box_rows(anno_file, (4,))
+    try:
+      img_files, _ = self._otb[name]
+    except (AssertionError, ValueError) as e:
+      raise ValueError(f"{anno_file}: got10k cannot pair its {len(anno)} rows with the "
+                       f"images of {name} ({cli_errors.one_line(e)})") from None
     if self.max_frames:
       img_files, anno = img_files[:self.max_frames], anno[:self.max_frames]
     return img_files, anno
