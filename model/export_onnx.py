@@ -21,7 +21,6 @@ import tempfile
 import tensorflow as tf
 
 from model.step_graph import Re3StepModule
-from model.tracking_graphs import STATE_PARTS
 
 ONNX_EXTRA = "onnx"
 ONNX_SUFFIX = ".onnx"
@@ -54,7 +53,7 @@ def write_onnx(net, path: str, quantize: str = "none", opset: int = OPSET) -> st
   with tempfile.TemporaryDirectory(prefix="re3_step_") as tmp:
     loaded = tf.saved_model.load(module.save(os.path.join(tmp, "saved_model")))
     crops = tf.TensorSpec([None, s, s, 3], tf.float32)
-    spec = (crops, crops, tf.TensorSpec([None, STATE_PARTS, u], tf.float32))
+    spec = (crops, crops, tf.TensorSpec([None, module.state_parts, u], tf.float32))
     float_path = path if quantize == "none" else os.path.join(tmp, "float.onnx")
     tf2onnx.convert.from_function(loaded.step, input_signature=spec, opset=opset,
                                   output_path=float_path)

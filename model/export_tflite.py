@@ -37,7 +37,6 @@ import numpy as np
 import tensorflow as tf
 
 from model.step_graph import STEP_SIGNATURE, Re3StepModule
-from model.tracking_graphs import STATE_PARTS
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 TFLITE_SUFFIX = ".tflite"
@@ -92,7 +91,7 @@ def calibration_samples(module: Re3StepModule, calib: CalibrationCrops,
     prev = calib.prev[i:i + 1].astype(np.float32)
     curr = calib.curr[i:i + 1].astype(np.float32)
     if calib.track[i] != last_track:             # a new track: init as the tracker does
-      zero = tf.zeros([1, STATE_PARTS, u])
+      zero = tf.zeros([1, module.state_parts, u])
       state = module.step(prev=tf.constant(prev), curr=tf.constant(prev), state=zero)["new_state"]
       last_track = calib.track[i]
     yield {"prev": prev, "curr": curr, "state": state.numpy()}

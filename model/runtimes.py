@@ -35,7 +35,7 @@ from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
 from model.loading import load_re3_graph
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
-from model.tracking_graphs import STATE_PARTS, Re3Graph, crop_windows_tf
+from model.tracking_graphs import Re3Graph, crop_windows_tf
 
 RUNTIME_SUFFIXES = (export_tflite.TFLITE_SUFFIX, ONNX_SUFFIX)
 
@@ -50,10 +50,11 @@ class _CheckedStep:
   name = "?"
   crop_size = 0
   lstm_units = 0
+  state_parts = 0     # rows of the state: 4 (h1, c1, h2, c2) + template rows
 
   def _check(self, prev, curr, state) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     s, u = self.crop_size, self.lstm_units
-    want = {"prev": (s, s, 3), "curr": (s, s, 3), "state": (STATE_PARTS, u)}
+    want = {"prev": (s, s, 3), "curr": (s, s, 3), "state": (self.state_parts, u)}
     out = []
     for key, value in zip(STEP_INPUTS, (prev, curr, state)):
       a = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
@@ -97,6 +98,7 @@ class LiteRTStep(_CheckedStep):
       raise ValueError(f"{self.name}: inputs {sorted(inputs)}, a Re3 step has {list(STEP_INPUTS)}")
     self.crop_size = int(inputs["prev"]["shape_signature"][1])
     self.lstm_units = int(inputs["state"]["shape_signature"][2])
+    self.state_parts = int(inputs["state"]["shape_signature"][1])
     self.precision = _tflite_precision(t["dtype"] for t in self._interpreter.get_tensor_details())
 
   def step(self, prev, curr, state):
@@ -125,6 +127,7 @@ class OnnxStep(_CheckedStep):
       raise ValueError(f"{path}: inputs {sorted(inputs)}, a Re3 step has {list(STEP_INPUTS)}")
     self.crop_size = int(inputs["prev"].shape[1])
     self.lstm_units = int(inputs["state"].shape[2])
+    self.state_parts = int(inputs["state"].shape[1])
     ops = {n.op_type for n in _onnx_nodes(path)}
     self.precision = "int8" if ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"} \
         else "float32"
@@ -157,10 +160,11 @@ class StepGraph:
 
   def __init__(self, backend):
     self.backend = backend
-    s, u = int(backend.crop_size), int(backend.lstm_units)
-    self._s, self._u = s, u
+    s, u, p = int(backend.crop_size), int(backend.lstm_units), int(backend.state_parts)
+    self._s, self._u, self._p = s, u, p
     self.crop_size = tf.constant(s)
     self.lstm_units = tf.constant(u)
+    self.state_parts = tf.constant(p)
     self.precision = backend.precision
     img = tf.TensorSpec([None, None, 3], tf.uint8)
     boxes = tf.TensorSpec([None, 4], tf.float32)
@@ -185,7 +189,7 @@ class StepGraph:
 
   def init_batch(self, image, boxes):
     crops = self._cut(image, boxes)["crops"].numpy()
-    zero = np.zeros([len(crops), STATE_PARTS, self._u], np.float32)
+    zero = np.zeros([len(crops), self._p, self._u], np.float32)
     _, state = self.backend.step(crops, crops, zero)
     return {"state": tf.constant(state)}
 

@@ -3,8 +3,10 @@
     module = Re3StepModule(net)
     out = module.step(prev=prev_crops, curr=crops, state=state)
     # prev, curr: float32 [B, S, S, 3] crops (0..255 RGB, as `Re3Graph` cuts them)
-    # state: float32 [B, 4, units] (h1, c1, h2, c2)
-    # -> {"labels": float32 [B, 4], "new_state": float32 [B, 4, units]}
+    # state: float32 [B, P, units] (h1, c1, h2, c2 and, with model.template:
+    #        xcorr, the template rows; P = net.state_parts; a zero template is
+    #        filled by the step from `prev`, as in Re3Net.step)
+    # -> {"labels": float32 [B, 4], "new_state": float32 [B, P, units]}
 
 It is `Re3Net.step` with the state stacked as in `model.tracking_graphs.Re3Graph`,
 and nothing else: the crop cutting (`crop_and_resize`, which TFLite has no builtin
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from model.tracking_graphs import STATE_PARTS
+from model.tracking_graphs import state_rows
 
 STEP_SIGNATURE = "step"
 STEP_INPUTS = ("prev", "curr", "state")
@@ -44,13 +46,14 @@ class Re3StepModule(tf.Module):
     self.net_variables = list(net.variables)
     s, u = int(net.cfg.crop_size), int(net.cfg.lstm_units)
     self.crop_size, self.lstm_units = s, u
+    self.state_parts = state_rows(net)
     crops = tf.TensorSpec([None, s, s, 3], tf.float32)
     self.step = tf.function(self._step, input_signature=[
-        crops, crops, tf.TensorSpec([None, STATE_PARTS, u], tf.float32)])
+        crops, crops, tf.TensorSpec([None, self.state_parts, u], tf.float32)])
 
   def _step(self, prev, curr, state):
     net = self._net.obj
-    labels, new = net.step(prev, curr, tuple(tf.unstack(state, num=STATE_PARTS, axis=1)))
+    labels, new = net.step(prev, curr, tuple(tf.unstack(state, num=self.state_parts, axis=1)))
     return {"labels": tf.cast(labels, tf.float32),
             "new_state": tf.cast(tf.stack(new, axis=1), tf.float32)}
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from model import geometry
-
-STATE_PARTS = 4          # (h1, c1, h2, c2) stacked on axis 1: state [B, 4, units]
+from model.re3 import LSTM_STATE_PARTS as STATE_PARTS  # (h1, c1, h2, c2): state [B, 4, units]
 # A net with a template memory (model.template: xcorr) carries it in more rows
 # after those four: the state is [B, net.state_parts, units].
 

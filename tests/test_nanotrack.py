@@ -231,3 +231,30 @@ def test_trackers_keep_a_template_per_target():
   t = template_geometry(net.cfg)
   carried = multi._state.numpy()[:, 4:].reshape(2, -1)[:, :t["cells"] * t["channels"]]
   assert np.abs(carried[0] - carried[1]).max() > 1e-3     # each target its own template
+
+
+def test_exports_carry_the_template_state(shared_dir, tmp_path):
+  """SavedModel, LiteRT and ONNX trackers of a template net track as the
+  in-process tracker does (the template rides in the exported state)."""
+  from model import export, export_onnx, export_tflite
+  from tests import tracking_utils as tu
+  net = build_re3(_cfg(crop_size=64, fc6_units=16, lstm_units=16))
+  load_tower_weights(net, str(BACKBONE))
+  net.head.kernel.assign(net.head.kernel * 0.1)
+  net.head.bias.assign(tf.constant([2.5, 2.5, 7.5, 7.5]))
+  imgs, gt = tu.otb_frames(shared_dir, "Deer", 6)
+
+  def track(tracker):
+    tracker.init(imgs[0], gt[0])
+    return np.array([tracker.update(f)[1] for f in imgs[1:]])
+
+  ref = track(Re3Tracker.from_net(net, reset_period=3))
+  parts = state_parts(net.cfg)
+  saved = export.export_re3(net, str(tmp_path / "saved"))
+  loaded = Re3Tracker.load(saved, reset_period=3)
+  assert loaded._multi._parts == parts == 4 + 4 * 48 // 16
+  np.testing.assert_allclose(track(loaded), ref, atol=1e-3)
+  for path in (export_tflite.write_tflite(net, str(tmp_path / "step.tflite")),
+               export_onnx.write_onnx(net, str(tmp_path / "step.onnx"))):
+    trk = Re3Tracker.load(path, reset_period=3)
+    np.testing.assert_allclose(track(trk), ref, atol=0.05, err_msg=path)
