@@ -119,7 +119,12 @@ def restore_weights(net, ckpt: str, error: str) -> None:
 
 class DamagedCheckpoint(ValueError):
   """A checkpoint (or a SavedModel's variables) whose files cannot be read:
-  a data file cut short or with a wrong checksum, an index that is no index."""
+  a data file cut short or with a wrong checksum, an index that is no index.
+  `detail`: the damaged file and what is wrong, without advice."""
+
+  def __init__(self, message: str, detail: str = ""):
+    super().__init__(message)
+    self.detail = detail or message
 
 
 def checkpoint_data_files(prefix: str) -> List[str]:
@@ -159,8 +164,8 @@ def damaged_checkpoint(prefix: str, e: BaseException) -> DamagedCheckpoint:
              else prefix + ".data-*")
     what = ("checkpoint data cut short" if isinstance(e, IndexError)
             else "checkpoint data damaged")
-  return DamagedCheckpoint(f"{where}: {what} (TensorFlow: {reason}); copy the checkpoint "
-                           "again or use another one")
+  detail = f"{where}: {what} (TensorFlow: {reason})"
+  return DamagedCheckpoint(f"{detail}; copy the checkpoint again or use another one", detail)
 
 
 def check_checkpoint_data(prefix: str) -> None:
