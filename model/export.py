@@ -158,7 +158,8 @@ def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None,
   """
   quantize = export_formats.check_format(fmt, quantize, export_dir)
   if fmt == "savedmodel":
-    check_export_dir(export_dir)
+    if tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
+      raise ValueError(f"--export_dir {export_dir}: is a file, not a directory")
     created = not tf.io.gfile.exists(export_dir)
     if created:
       tf.io.gfile.makedirs(export_dir)
@@ -173,19 +174,20 @@ def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None,
     if created and not tf.io.gfile.listdir(export_dir):
       tf.io.gfile.rmtree(export_dir)
     raise
-  done = False
+  checked = done = False
   try:
     if lock.stale_holder is not None:
       _remove_dead_export(export_dir, fmt, lock.stale_holder)
     if fmt == "savedmodel":
-      check_export_dir(export_dir)
+      check_export_dir(export_dir)   # after the lock: a killed export's files are gone
     elif tf.io.gfile.exists(export_dir):  # written while this export waited for the lock
       raise ValueError(f"--export_dir {export_dir}: exists (a {fmt} export is a new file)")
+    checked = True   # from here on, what is in export_dir is this export's
     info = _export_locked(model_dir, export_dir, checkpoint, fmt, quantize, calibration)
     done = True
     return info
   finally:
-    if not done:
+    if checked and not done:
       _remove_failed_export(export_dir, fmt)
     lock.release()
     if not done and created and tf.io.gfile.isdir(export_dir) \

@@ -164,7 +164,7 @@ def check_restart_checkpoint(model_dir: str, fall_back: bool = False,
                    if os.path.normpath(p) != os.path.normpath(latest)]
                   if len(times) == len(entries) else None)
     name = next(n for n, p in keep if p == intact)
-    tf.train.update_checkpoint_state(
+    tf.compat.v1.train.update_checkpoint_state(
         model_dir, name, all_model_checkpoint_paths=[n for n, _ in keep],
         all_model_checkpoint_timestamps=keep_times,
         last_preserved_timestamp=state.last_preserved_timestamp)
