@@ -167,6 +167,8 @@ def export(model_dir: str, export_dir: str, checkpoint: Optional[str] = None,
     created = False
     if tf.io.gfile.exists(export_dir):
       raise ValueError(f"--export_dir {export_dir}: exists (a {fmt} export is a new file)")
+    if os.path.dirname(export_dir):
+      tf.io.gfile.makedirs(os.path.dirname(export_dir))   # for the lock beside the file
   lock = _lock(export_dir, fmt)
   try:
     lock.acquire()

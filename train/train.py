@@ -233,6 +233,7 @@ def run_config(cfg, model_dir, toy_records=False, fall_back=False):
   check_data(cfg)    # names a missing directory before the strategy connects the workers
   strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
   chief = runtime.is_chief(strategy)
+  created = not os.path.exists(model_dir)
   held = lock_model_dir(model_dir) if chief else None
   try:
     restore_path = trainer_lib.check_restart_checkpoint(model_dir, fall_back, chief)
@@ -248,6 +249,8 @@ def run_config(cfg, model_dir, toy_records=False, fall_back=False):
   finally:
     if held is not None:
       held.release()
+      if created and os.path.isdir(model_dir) and not os.listdir(model_dir):
+        os.rmdir(model_dir)   # a run that failed before writing leaves no empty model_dir
 
 
 def main(argv, flag_values=None):
