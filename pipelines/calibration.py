@@ -22,6 +22,7 @@ from absl import app, flags
 import numpy as np
 import tensorflow as tf
 
+from configs import cli as cli_errors
 from model import geometry
 from model.export_tflite import CalibrationCrops
 from model.tracking_graphs import crop_windows_tf
@@ -44,14 +45,21 @@ def crops_from_records(paths: List[str], crop_size: int, tracks: int = 16, pairs
   prev, curr, track_ids = [], [], []
   used = 0
   # One file at a time, interleaved: tracks spread over the shards and sources.
-  datasets = [iter(tf.data.TFRecordDataset(f)) for f in files]
+  # A damaged file gives the records before the damage, then a warning naming it
+  # (shards.read_record_file, as the dataset jobs read their inputs).
+  datasets = [shards.read_record_file(f) for f in files]
+  damaged = []
   while used < tracks and datasets:
     for it in list(datasets):
-      record = next(it, None)
+      try:
+        record = next(it, None)
+      except shards.CorruptRecordFile as e:
+        damaged.append(e.path)
+        record = None
       if record is None:
         datasets.remove(it)
         continue
-      t = schema.parse_track(record.numpy())
+      t = schema.parse_track(record[1])
       ok = geometry.box_is_valid_xyxy(t.boxes_xyxy, t.height, t.width)
       starts = [i for i in range(1, len(t)) if ok[i - 1] and ok[i]][:pairs]
       if not starts:
@@ -68,7 +76,9 @@ def crops_from_records(paths: List[str], crop_size: int, tracks: int = 16, pairs
       if used >= tracks:
         break
   if not prev:
-    raise ValueError(f"{paths}: no track with two consecutive frames where the target is present")
+    why = (f" (damaged record files: {', '.join(damaged)})" if damaged else "")
+    raise ValueError(f"{paths}: no track with two consecutive frames where the target is "
+                     f"present{why}")
   return CalibrationCrops(np.stack(prev), np.stack(curr), np.asarray(track_ids, np.int32))
 
 
@@ -82,6 +92,7 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_string("split", None, "Record split (train, val, ...); default any.",
                       flag_values=flag_values)
   flags.DEFINE_string("out", None, "The .npz to write.", flag_values=flag_values)
+  cli_errors.define_verbose_flag(flag_values)
 
 
 def main(argv, flag_values=None):
@@ -98,4 +109,5 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(cli_errors.guarded("pipelines.calibration", main, flags.FLAGS,
+                             cli_errors.EXPECTED_ERRORS + (tf.errors.OpError,)))

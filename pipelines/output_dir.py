@@ -32,11 +32,9 @@ import json
 import logging
 import os
 import re
-import socket
-import time
-import uuid
 from typing import Dict, List, Mapping, Optional
 
+from configs import dir_lock
 from pipelines.options import JobConfigError
 from pipelines.readers import fs
 
@@ -49,7 +47,7 @@ INFO_LOCK_NAME = ".dataset_info.lock"
 _SHARD = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-\d{5}-of-\d{5}(?P<tmp>\.tmp-.*)?$")
 
 
-class OutputDirBusy(JobConfigError):
+class OutputDirBusy(JobConfigError, dir_lock.LockBusy):
   """Another job holds the output directory's lock."""
 
 
@@ -93,136 +91,16 @@ def ensure_writable_dir(output_dir: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # alive, another user's
-    return True
-  except OSError:
-    return False
-  return True
-
-
-class OutputDirLock:
-  """OUT/.pipelines.lock while a job runs; use as a context manager, or
-  acquire() / release()."""
+class OutputDirLock(dir_lock.DirLock):
+  """OUT/.pipelines.lock while a job runs (configs/dir_lock.py, the one lock
+  implementation); use as a context manager, or acquire() / release()."""
 
   def __init__(self, output_dir: str, job_name: str):
+    super().__init__(os.path.join(output_dir, LOCK_NAME), job_name,
+                     f"--output_dir {output_dir!r}", busy_error=OutputDirBusy,
+                     unwritable_error=JobConfigError)
     self.output_dir = output_dir
     self.job_name = job_name
-    self.path = os.path.join(output_dir, LOCK_NAME)
-    self._content = json.dumps({
-        "pid": os.getpid(), "host": socket.gethostname(), "job": job_name,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "token": uuid.uuid4().hex}, sort_keys=True) + "\n"
-    self._held = False
-
-  def __enter__(self) -> "OutputDirLock":
-    self.acquire()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    self.release()
-
-  def _create(self) -> bool:
-    """Creates the lock file with its content in one step; False if it exists."""
-    if fs.is_remote(self.path):  # no atomic create-if-absent there: best effort
-      if fs.exists(self.path):
-        return False
-      fs.write_text(self.path, self._content)
-      return True
-    tmp = f"{self.path}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    try:
-      with open(tmp, "w", encoding="utf-8") as f:
-        f.write(self._content)
-    except OSError as e:
-      raise JobConfigError(
-          f"--output_dir {self.output_dir!r} is not writable ({e.strerror or e})") from None
-    try:
-      os.link(tmp, self.path)  # atomic: fails if the lock exists, never half-written
-      return True
-    except FileExistsError:
-      return False
-    finally:
-      os.remove(tmp)
-
-  def _holder(self, text: Optional[str]) -> Dict:
-    try:
-      holder = json.loads(text or "")
-      return holder if isinstance(holder, dict) else {}
-    except ValueError:
-      return {}
-
-  def _is_stale(self, holder: Mapping) -> bool:
-    try:
-      pid = int(holder.get("pid"))
-    except (TypeError, ValueError):
-      return False
-    return holder.get("host") == socket.gethostname() and not _pid_alive(pid)
-
-  def _take_stale(self, text: str) -> bool:
-    """Removes the stale lock whose content is `text`; False if another job
-    replaced it meanwhile (then that job's lock is put back)."""
-    if fs.is_remote(self.path):
-      fs.remove(self.path)
-      return True
-    aside = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
-    try:
-      os.rename(self.path, aside)
-    except FileNotFoundError:
-      return True  # another job removed it first; try to create ours
-    moved = _read_text(aside)
-    if moved == text:
-      os.remove(aside)
-      return True
-    try:  # a live job's lock was moved: put it back
-      os.link(aside, self.path)
-    except FileExistsError:
-      pass
-    os.remove(aside)
-    return False
-
-  def acquire(self) -> None:
-    if self._held:
-      return
-    for _ in range(3):
-      if self._create():
-        self._held = True
-        return
-      text = _read_text(self.path)
-      if text is None:
-        continue  # removed meanwhile
-      holder = self._holder(text)
-      if not self._is_stale(holder):
-        raise OutputDirBusy(self._busy_message(holder))
-      logging.warning("%s: removing the stale lock %s of %s (pid %s on %s, started %s), "
-                      "whose process is gone", self.job_name, self.path,
-                      holder.get("job", "?"), holder.get("pid"), holder.get("host"),
-                      holder.get("started", "?"))
-      self._take_stale(text)
-    raise OutputDirBusy(self._busy_message(self._holder(_read_text(self.path))))
-
-  def _busy_message(self, holder: Mapping) -> str:
-    if not holder:
-      return (f"--output_dir {self.output_dir!r} is locked by {self.path} (unreadable); "
-              "remove it if no job is writing there")
-    where = (f"pid {holder.get('pid')} on this host" if holder.get("host") == socket.gethostname()
-             else f"pid {holder.get('pid')} on host {holder.get('host')}")
-    return (f"--output_dir {self.output_dir!r} is in use by {holder.get('job', 'another job')} "
-            f"({where}, since {holder.get('started', '?')}); wait for it to finish, or remove "
-            f"{self.path} if that job is gone")
-
-  def release(self) -> None:
-    if not self._held:
-      return
-    self._held = False
-    if _read_text(self.path) == self._content:
-      try:
-        fs.remove(self.path)
-      except Exception:  # already gone  # pylint: disable=broad-except
-        pass
 
 
 def lock(output_dir: str, job_name: str) -> OutputDirLock:

@@ -21,10 +21,15 @@ log = logging.getLogger(__name__)
 
 def init_from_model(net: keras.Model, path: str) -> str:
   """Assigns every weight of `net` from a trained model (trainer.init_model: a
-  training model_dir, or a checkpoint prefix) of the same network -> the
-  checkpoint read. Fails naming the checkpoint when it does not hold this
-  network (a variable missing or of another shape); the optimizer's slots and
-  the step are not read: the run starts at step 0."""
+  training model_dir, a checkpoint prefix, or "default": the shipped model)
+  of the same network -> the checkpoint read. Fails naming the checkpoint
+  when it does not hold this network (a variable missing or of another
+  shape), or naming the damaged file (model.loading.DamagedCheckpoint); the
+  optimizer's slots and the step are not read: the run starts at step 0."""
+  try:
+    path = loading.resolve_model_path(path)
+  except ValueError as e:
+    raise ValueError(f"trainer.init_model {path!r}: {e}") from None
   ckpt = loading.find_checkpoint(path) if tf.io.gfile.isdir(path) else path
   if not ckpt or not tf.io.gfile.exists(ckpt + ".index"):
     raise ValueError(f"trainer.init_model {path!r}: no checkpoint there (a training model_dir "

@@ -18,6 +18,13 @@ Before anything is written:
   checkpoint; other changes (learning rate, steps, data...) are recorded in
   train_log.jsonl (event config_changed, old and new values) and the previous
   config.yaml is kept as config-<time>.yaml;
+* one run per model_dir: the chief holds MODEL_DIR/.train.lock while it
+  runs; a second run is refused naming the first (a lock whose process is
+  gone is removed with a warning);
+* on a restart the latest checkpoint is read once in full: a damaged one (a
+  data file cut short, ...) stops the run naming the file and the newest
+  intact checkpoint; --fall_back_to_intact_checkpoint continues from that one
+  and keeps the damaged files as *.damaged;
 * every shard of every record source is read once (train.data.check_sources):
   a shard that is not a readable TFRecord and a source with no clip long
   enough for a stage are named (data.skip_unusable=true leaves them out with
@@ -45,7 +52,7 @@ quiet.setup()
 
 from absl import app, flags  # noqa: E402
 
-from configs import base, experiment  # noqa: E402
+from configs import base, dir_lock, experiment  # noqa: E402
 from configs import cli as cli_errors  # noqa: E402
 from configs.base import ConfigError  # noqa: E402
 
@@ -68,6 +75,11 @@ def define_flags(flag_values=flags.FLAGS):
   flags.DEFINE_bool("toy_records", False,
                     "Write a tiny synthetic record set into MODEL_DIR/toy_records and train on "
                     "it (smoke runs without any dataset).", flag_values=flag_values)
+  flags.DEFINE_bool("fall_back_to_intact_checkpoint", False,
+                    "When the latest checkpoint of --model_dir is damaged (a data file cut "
+                    "short, ...), continue from the newest intact earlier one; its files are "
+                    "kept as *.damaged. Without it such a restart stops naming the file.",
+                    flag_values=flag_values)
   cli_errors.define_verbose_flag(flag_values)
 
 log = logging.getLogger("train")
@@ -184,15 +196,30 @@ def check_data(cfg, task=None):
   return data.check_sources(cfg.data, lengths, leading, pair_lengths)
 
 
-def run(config_path, model_dir, overrides, toy_records=False):
+LOCK_NAME = ".train.lock"
+
+
+def lock_model_dir(model_dir: str) -> dir_lock.DirLock:
+  """MODEL_DIR/.train.lock while this run trains there (configs/dir_lock.py):
+  a second run on the same model_dir is refused naming the first, a lock of a
+  run that is gone is removed with a warning."""
+  os.makedirs(model_dir, exist_ok=True)
+  return dir_lock.DirLock(os.path.join(model_dir, LOCK_NAME), PROG,
+                          f"--model_dir {model_dir}").acquire()
+
+
+def run(config_path, model_dir, overrides, toy_records=False, fall_back=False):
   """Loads, checks and trains; returns the trainer's final metrics."""
   model_dir = experiment.resolve_path(model_dir)
   cfg = load_config(config_path, model_dir, overrides)
-  return run_config(cfg, model_dir, toy_records)
+  return run_config(cfg, model_dir, toy_records, fall_back)
 
 
-def run_config(cfg, model_dir, toy_records=False):
-  """Trains a loaded config (TensorFlow is imported from here on)."""
+def run_config(cfg, model_dir, toy_records=False, fall_back=False):
+  """Trains a loaded config (TensorFlow is imported from here on). The chief
+  holds model_dir's lock while it runs; a damaged latest checkpoint is found
+  (train.trainer.check_restart_checkpoint) before anything is written, and
+  `fall_back` resumes from the newest intact one."""
   # TensorFlow is imported only once the config is known to be good.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from train import runtime, toy_data, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
@@ -207,14 +234,25 @@ def run_config(cfg, model_dir, toy_records=False):
   task = build_task(cfg)
   check_data(cfg)    # names a missing directory before the strategy connects the workers
   strategy = runtime.make_strategy(cfg.runtime)  # first: multi-worker needs it before any op
-  task.checked_sources = check_data(cfg, task)   # reads the records (TensorFlow ops)
-  tf.random.set_seed(cfg.runtime.seed)
-  tr = trainer_lib.Trainer(cfg, model_dir, task, strategy=strategy)
-  if tr.is_chief:
-    if changes:
-      log.info("previous config kept as %s", record_config_change(model_dir, changes))
-    experiment.save_experiment(cfg, os.path.join(model_dir, "config.yaml"))
-  return tr.train()
+  chief = runtime.is_chief(strategy)
+  created = not os.path.exists(model_dir)
+  held = lock_model_dir(model_dir) if chief else None
+  try:
+    restore_path = trainer_lib.check_restart_checkpoint(model_dir, fall_back, chief)
+    task.checked_sources = check_data(cfg, task)   # reads the records (TensorFlow ops)
+    tf.random.set_seed(cfg.runtime.seed)
+    tr = trainer_lib.Trainer(cfg, model_dir, task, strategy=strategy)
+    tr.restore_path = restore_path
+    if tr.is_chief:
+      if changes:
+        log.info("previous config kept as %s", record_config_change(model_dir, changes))
+      experiment.save_experiment(cfg, os.path.join(model_dir, "config.yaml"))
+    return tr.train()
+  finally:
+    if held is not None:
+      held.release()
+      if created and os.path.isdir(model_dir) and not os.listdir(model_dir):
+        os.rmdir(model_dir)   # a run that failed before writing leaves no empty model_dir
 
 
 def main(argv, flag_values=None):
@@ -234,11 +272,15 @@ def main(argv, flag_values=None):
   # TensorFlow is imported only once the config is known to be good.
   from train.data import DataError  # pylint: disable=g-import-not-at-top
   from train.trainer import TrainingDiverged  # pylint: disable=g-import-not-at-top
+  from model.loading import DamagedCheckpoint  # pylint: disable=g-import-not-at-top
   try:
-    result = run_config(cfg, model_dir, f.toy_records)
+    result = run_config(cfg, model_dir, f.toy_records,
+                        bool(getattr(f, "fall_back_to_intact_checkpoint", False)))
   except (ConfigError, DataError) as e:
     kind = "config" if isinstance(e, ConfigError) else "data"
     return cli_errors.report(PROG, e, verbose, prefix=f"{kind} error: ")
+  except DamagedCheckpoint as e:
+    return cli_errors.report(PROG, e, verbose, prefix="checkpoint error: ")
   except TrainingDiverged as e:
     return cli_errors.report(PROG, e, verbose, code=3, prefix="training diverged: ")
   except cli_errors.EXPECTED_ERRORS as e:   # e.g. a batch the replicas cannot share

@@ -53,6 +53,7 @@ import tf_keras as keras
 from tqdm import tqdm
 
 from configs.experiment import ExperimentConfig, TrainerConfig
+from model import loading
 from train import runtime, summaries
 from train.curriculum import Curriculum, Stage
 from train.task import Task
@@ -112,6 +113,84 @@ def remove_partial_checkpoints(ckpt_dir: str) -> List[str]:
   return removed
 
 
+DAMAGED_SUFFIX = ".damaged"
+# The train.train flag that resumes from the newest intact checkpoint.
+FALL_BACK_FLAG = "fall_back_to_intact_checkpoint"
+
+
+def _checkpoint_paths(model_dir: str):
+  """[(path as the state file gives it, absolute path)] of model_dir's
+  checkpoint state, oldest first, and the state (None without one)."""
+  state = tf.train.get_checkpoint_state(model_dir)
+  if state is None:
+    return [], None
+  names = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+  return [(n, n if os.path.isabs(n) else os.path.join(model_dir, n)) for n in names], state
+
+
+def check_restart_checkpoint(model_dir: str, fall_back: bool = False,
+                             chief: bool = True) -> Optional[str]:
+  """The checkpoint a restart of model_dir restores, read in full first
+  (model.loading.check_checkpoint_data), or None for a fresh run. Called
+  before the run writes anything.
+
+  A damaged latest checkpoint -> loading.DamagedCheckpoint naming its file
+  and the newest intact earlier checkpoint, with the flag that resumes from
+  it. With `fall_back` that checkpoint is returned; the chief moves the
+  damaged checkpoint's files aside (NAME.damaged) and drops it from the
+  checkpoint state, with a warning, so later restarts do not meet it again.
+  """
+  latest = tf.train.latest_checkpoint(model_dir)
+  if not latest:
+    return None
+  try:
+    loading.check_checkpoint_data(latest)
+    return latest
+  except loading.DamagedCheckpoint as e:
+    damaged = e
+  entries, state = _checkpoint_paths(model_dir)
+  intact = None
+  for _, path in reversed(entries):
+    if os.path.normpath(path) == os.path.normpath(latest) or not tf.io.gfile.exists(
+        path + ".index"):
+      continue
+    try:
+      loading.check_checkpoint_data(path)
+    except loading.DamagedCheckpoint:
+      continue
+    intact = path
+    break
+  what = f"{damaged.detail}: the latest checkpoint of --model_dir {model_dir} is damaged"
+  if intact is None:
+    raise loading.DamagedCheckpoint(
+        f"{what} and no earlier intact checkpoint is kept; copy it again, or move "
+        f"{latest}.* away to train from step 0", damaged.detail)
+  if not fall_back:
+    raise loading.DamagedCheckpoint(
+        f"{what}; rerun with --{FALL_BACK_FLAG} to continue from {intact} (the newest intact "
+        "one; the damaged files are then kept as *" + DAMAGED_SUFFIX + "), or copy it again",
+        damaged.detail)
+  if chief:
+    moved = []
+    for f in sorted(tf.io.gfile.glob(latest + ".*")):
+      if not f.endswith(DAMAGED_SUFFIX):
+        tf.io.gfile.rename(f, f + DAMAGED_SUFFIX, overwrite=True)
+        moved.append(f + DAMAGED_SUFFIX)
+    keep = [(n, p) for n, p in entries if os.path.normpath(p) != os.path.normpath(latest)]
+    times = list(state.all_model_checkpoint_timestamps)
+    keep_times = ([t for (n, p), t in zip(entries, times)
+                   if os.path.normpath(p) != os.path.normpath(latest)]
+                  if len(times) == len(entries) else None)
+    name = next(n for n, p in keep if p == intact)
+    tf.compat.v1.train.update_checkpoint_state(
+        model_dir, name, all_model_checkpoint_paths=[n for n, _ in keep],
+        all_model_checkpoint_timestamps=keep_times,
+        last_preserved_timestamp=state.last_preserved_timestamp)
+    log.warning("%s; continuing from %s (--%s); the damaged files are kept as %s",
+                what, intact, FALL_BACK_FLAG, ", ".join(moved))
+  return intact
+
+
 @dataclasses.dataclass
 class _StageRun:
   """The state of the stage being trained: its input, carry and step function."""
@@ -152,6 +231,7 @@ class Trainer:
         self.checkpoint, self.ckpt_dir, max_to_keep=self.tcfg.keep_checkpoints,
         step_counter=self.step, checkpoint_name=CHECKPOINT_NAME)
     self.restored_from = None
+    self.restore_path: Optional[str] = None
     self._writer = (tf.summary.create_file_writer(os.path.join(model_dir, "train"))
                     if self.is_chief else tf.summary.create_noop_writer())
     self._log_path = os.path.join(model_dir, "train_log.jsonl")
@@ -187,10 +267,16 @@ class Trainer:
   # -- checkpoints ------------------------------------------------------------
 
   def restore(self) -> Optional[str]:
-    """Restores the latest checkpoint of model_dir (every worker reads the chief's)."""
-    latest = tf.train.latest_checkpoint(self.model_dir)
+    """Restores `restore_path` when set (check_restart_checkpoint's choice),
+    else the latest checkpoint of model_dir (every worker reads the chief's)."""
+    latest = self.restore_path or tf.train.latest_checkpoint(self.model_dir)
     if latest:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
+      try:
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+      except (IndexError, tf.errors.OpError) as e:
+        if not loading.is_bundle_read_error(e):
+          raise
+        raise loading.damaged_checkpoint(latest, e) from None
       self.restored_from = latest
       self._event("restored", checkpoint=latest, step=self._step(), stage=self._stage_index())
       log.info("restored %s: step %d, stage %d", latest, self._step(), self._stage_index())
