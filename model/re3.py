@@ -286,7 +286,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
     template is all zeros (a zero state: the first step of a target) takes
     it from its first previous crop, which the tracker's init step (and
     training's first step) cuts at the target's box. The template used is
-    returned (None without one) for the next state.
+    returned (None without one) for the next state, with the template
+    score of each row (`template_score`; None without a template).
     """
     if prev_crops.dtype != curr_crops.dtype:
       prev_crops = tf.cast(prev_crops, tf.float32)
@@ -294,6 +295,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
     n = tf.shape(prev_crops)[0]
     feats, last = self._crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
     parts = [feats[:n], feats[n:]]
+    score = None
     if self.cfg.template != "none":
       first = self._center_template(last[:n][::steps])
       if template is None:
@@ -302,8 +304,10 @@ class Re3Net(ConfigModelMixin, keras.Model):
         empty = tf.reduce_all(tf.equal(template, 0.0), axis=[1, 2])
         template = tf.where(empty[:, None, None], first, tf.cast(template, tf.float32))
       per_row = template if isinstance(steps, int) and steps == 1 else tf.repeat(template, steps, axis=0)
-      parts.append(tf.cast(self.correlate(per_row, last[n:]), feats.dtype))
-    return self.fc6(tf.concat(parts, axis=1)), template
+      corr = self.correlate(per_row, last[n:])
+      score = self.template_score(corr)
+      parts.append(tf.cast(corr, feats.dtype))
+    return self.fc6(tf.concat(parts, axis=1)), template, score
 
   # ---------------------------------------------------------------- template
 
@@ -320,6 +324,16 @@ class Re3Net(ConfigModelMixin, keras.Model):
     cur = self._unit_vectors(tf.reshape(last_block, [n, g["grid"], g["channels"]]))
     corr = tf.matmul(cur, tf.cast(template, tf.float32), transpose_b=True)   # [N, grid, cells]
     return tf.reshape(corr, [n, g["features"]])
+
+  def template_score(self, corr) -> tf.Tensor:
+    """The tracking score of a correlation map [N, h * w * cells]: for each
+    template cell its best cosine match anywhere in the current crop, averaged
+    over the cells -> [N] in [-1, 1]. High while the crop holds something that
+    looks like the first-frame target; it falls when the target is lost,
+    hidden or replaced (README: how well it flags lost frames)."""
+    g = template_geometry(self.cfg)
+    corr = tf.reshape(corr, [tf.shape(corr)[0], g["grid"], g["cells"]])
+    return tf.reduce_mean(tf.reduce_max(corr, axis=1), axis=1)
 
   def make_template(self, crops, training: bool = False) -> tf.Tensor:
     """Template of init crops [N, S, S, 3] (the target at Re3's 2x context):
@@ -382,14 +396,22 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def step(self, prev_crops, curr_crops, state: State, training: bool = False):
     """One tracking step: crops [B, S, S, 3] and state -> (labels [B, 4], new state)."""
+    labels, state, _ = self.step_scored(prev_crops, curr_crops, state, training)
+    return labels, state
+
+  def step_scored(self, prev_crops, curr_crops, state: State, training: bool = False):
+    """`step` and the tracking score [B] (float32): the template score
+    (`template_score`) with model.template: xcorr, else all NaN (no score)."""
     prev_crops = tf.convert_to_tensor(prev_crops)
     curr_crops = tf.convert_to_tensor(curr_crops)
     h1, c1, h2, c2 = state[:LSTM_STATE_PARTS]
-    e, template = self.embed(prev_crops, curr_crops, training, self.state_template(state))
+    e, template, score = self.embed(prev_crops, curr_crops, training, self.state_template(state))
     rest = () if template is None else self.template_state(template)
+    if score is None:
+      score = tf.fill([tf.shape(prev_crops)[0]], float("nan"))
     y1, (h1, c1) = self.lstm1(e, [h1, c1])
     y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
-    return self.head(y2), (h1, c1, h2, c2) + rest
+    return self.head(y2), (h1, c1, h2, c2) + rest, score
 
   def unroll(self, prev_crops, curr_crops, initial_state: Optional[State] = None,
              training: bool = False):
@@ -408,7 +430,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
     if initial_state is None:
       initial_state = self.zero_state(b)
     static_t = prev_crops.shape[1]
-    e, template = self.embed(flat_prev, flat_curr, training, self.state_template(initial_state),
+    e, template, _ = self.embed(flat_prev, flat_curr, training, self.state_template(initial_state),
                              steps=static_t or t)                       # [B*T, fc6]
     k2e, k2h = self._lstm2_input_kernels()
     dtype = k2e.dtype                                                   # compute dtype

@@ -6,7 +6,8 @@ reduced-precision TF graph) behind the graph interface `model.tracker` calls.
     tracker = Re3Tracker(graph)                                # what Re3Tracker.load does
 
 A step backend (`LiteRTStep`, `OnnxStep`) runs the exported one-step function
-of model.step_graph: step(prev, curr, state) -> (labels, new_state) on float32
+of model.step_graph: step(prev, curr, state) -> (labels, new_state, score or
+None for an export made before scores) on float32
 NumPy arrays with a batch axis of any size. It checks what it is fed against
 the model file's inputs and refuses anything else with an error naming the
 file, the input, and the expected and given shape and dtype.
@@ -104,7 +105,7 @@ class LiteRTStep(_CheckedStep):
   def step(self, prev, curr, state):
     prev, curr, state = self._check(prev, curr, state)
     out = self._runner(prev=prev, curr=curr, state=state)
-    return out["labels"], out["new_state"]
+    return out["labels"], out["new_state"], out.get("score")
 
 
 class OnnxStep(_CheckedStep):
@@ -128,15 +129,17 @@ class OnnxStep(_CheckedStep):
     self.crop_size = int(inputs["prev"].shape[1])
     self.lstm_units = int(inputs["state"].shape[2])
     self.state_parts = int(inputs["state"].shape[1])
+    # exports made before tracking scores have no "score" output
+    self._outputs = [o for o in ("labels", "new_state", "score")
+                     if o in {out.name for out in self._session.get_outputs()}]
     ops = {n.op_type for n in _onnx_nodes(path)}
     self.precision = "int8" if ops & {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul"} \
         else "float32"
 
   def step(self, prev, curr, state):
     prev, curr, state = self._check(prev, curr, state)
-    labels, new_state = self._session.run(["labels", "new_state"],
-                                          {"prev": prev, "curr": curr, "state": state})
-    return labels, new_state
+    out = self._session.run(self._outputs, {"prev": prev, "curr": curr, "state": state})
+    return out[0], out[1], (out[2] if len(out) > 2 else None)
 
 
 def _onnx_nodes(path: str):
@@ -190,21 +193,24 @@ class StepGraph:
   def init_batch(self, image, boxes):
     crops = self._cut(image, boxes)["crops"].numpy()
     zero = np.zeros([len(crops), self._p, self._u], np.float32)
-    _, state = self.backend.step(crops, crops, zero)
+    _, state, _ = self.backend.step(crops, crops, zero)
     return {"state": tf.constant(state)}
 
   def track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
     cut = self._cut(image, boxes)
-    labels, new_state = self.backend.step(prev_crops, cut["crops"], state)
+    labels, new_state, scores = self.backend.step(prev_crops, cut["crops"], state)
     fin = self._finish(image, tf.constant(labels), cut["windows"])
     rows = np.flatnonzero(np.asarray(reset))
     if rows.size:                                  # the LSTM reset pass, as Re3Graph._reset_rows
       crops = fin["crops"].numpy()[rows]
       initial = np.asarray(initial_state)[rows]
-      _, reset_state = self.backend.step(crops, crops, initial)
+      _, reset_state, _ = self.backend.step(crops, crops, initial)
       new_state = np.array(new_state)
       new_state[rows] = reset_state
-    return {"boxes": fin["boxes"], "state": tf.constant(new_state), "crops": fin["crops"]}
+    out = {"boxes": fin["boxes"], "state": tf.constant(new_state), "crops": fin["crops"]}
+    if scores is not None:
+      out["scores"] = tf.constant(scores)
+    return out
 
 
 def precision_of(graph) -> str:

@@ -6,7 +6,8 @@
     # state: float32 [B, P, units] (h1, c1, h2, c2 and, with model.template:
     #        xcorr, the template rows; P = net.state_parts; a zero template is
     #        filled by the step from `prev`, as in Re3Net.step)
-    # -> {"labels": float32 [B, 4], "new_state": float32 [B, P, units]}
+    # -> {"labels": float32 [B, 4], "new_state": float32 [B, P, units],
+    #     "score": float32 [B] (Re3Net.step_scored; NaN without a template)}
 
 It is `Re3Net.step` with the state stacked as in `model.tracking_graphs.Re3Graph`,
 and nothing else: the crop cutting (`crop_and_resize`, which TFLite has no builtin
@@ -24,7 +25,7 @@ from model.tracking_graphs import state_rows
 
 STEP_SIGNATURE = "step"
 STEP_INPUTS = ("prev", "curr", "state")
-STEP_OUTPUTS = ("labels", "new_state")
+STEP_OUTPUTS = ("labels", "new_state", "score")
 
 
 class _Untracked:
@@ -53,9 +54,11 @@ class Re3StepModule(tf.Module):
 
   def _step(self, prev, curr, state):
     net = self._net.obj
-    labels, new = net.step(prev, curr, tuple(tf.unstack(state, num=self.state_parts, axis=1)))
+    labels, new, score = net.step_scored(prev, curr,
+                                         tuple(tf.unstack(state, num=self.state_parts, axis=1)))
     return {"labels": tf.cast(labels, tf.float32),
-            "new_state": tf.cast(tf.stack(new, axis=1), tf.float32)}
+            "new_state": tf.cast(tf.stack(new, axis=1), tf.float32),
+            "score": tf.cast(score, tf.float32)}
 
   def concrete(self):
     return self.step.get_concrete_function()

@@ -116,6 +116,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._ids = []
     self._boxes = np.zeros([0, 4], np.float32)
     self._counts = np.zeros([0], np.int64)
+    self._scores = np.zeros([0], np.float64)
     self._state = tf.zeros([0, self._parts, self._units])
     self._initial = tf.zeros([0, self._parts, self._units])
     self._crops = tf.zeros([0, self._s, self._s, 3])
@@ -164,6 +165,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._ids.extend(new_ids)
     self._boxes = np.concatenate([self._boxes, np.asarray(new_boxes, np.float32)])
     self._counts = np.concatenate([self._counts, np.zeros([len(new_ids)], np.int64)])
+    self._scores = np.concatenate([self._scores, np.full([len(new_ids)], np.nan)])
     self._state = tf.concat([self._state, state], 0)
     self._initial = tf.concat([self._initial, state], 0)
     self._crops = tf.concat([self._crops, crops], 0)
@@ -177,6 +179,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._ids.pop(i)
     self._boxes = self._boxes[keep]
     self._counts = self._counts[keep]
+    self._scores = self._scores[keep]
     self._state = tf.gather(self._state, keep)
     self._initial = tf.gather(self._initial, keep)
     self._crops = tf.gather(self._crops, keep)
@@ -185,6 +188,17 @@ class Re3MultiTracker(_Re3Loaders):
 
   def box(self, target_id) -> np.ndarray:
     return self._boxes[self._ids.index(target_id)].astype(np.float64)
+
+  def score(self, target_id) -> float:
+    """The target's tracking score after the last update (as OpenCV's
+    getTrackingScore): the template similarity of a model with
+    model.template: xcorr, in [-1, 1], low when the target is likely lost;
+    NaN before the first update or for a model without a template (or an
+    export made before scores)."""
+    return float(self._scores[self._ids.index(target_id)])
+
+  def scores(self) -> Dict[Hashable, float]:
+    return {tid: float(v) for tid, v in zip(self._ids, self._scores)}
 
   # ------------------------------------------------------------- tracking
 
@@ -207,6 +221,9 @@ class Re3MultiTracker(_Re3Loaders):
     self._state = out["state"]
     self._crops = out["crops"]
     self._counts = counts
+    scores = out.get("scores") if hasattr(out, "get") else None
+    self._scores = (np.full(counts.shape, np.nan) if scores is None
+                    else np.asarray(scores, np.float64).reshape(-1))
     h, w = img.shape[:2]
     return {tid: (box_overlaps_image(b, h, w), b.astype(np.float64))
             for tid, b in zip(self._ids, self._boxes)}
@@ -245,6 +262,11 @@ class Re3Tracker(_Re3Loaders):
     if not len(self._multi):
       raise RuntimeError("Re3Tracker.update called before init")
     return self._multi.update(image)[0]
+
+  @property
+  def tracking_score(self) -> float:
+    """The last update's tracking score (Re3MultiTracker.score; NaN without one)."""
+    return self._multi.score(0) if len(self._multi) else float("nan")
 
 
 class RLAgentTracker:

@@ -125,9 +125,9 @@ class Re3Graph(tf.Module):
     return geometry.crop_tf(image[None], windows, tf.zeros([n], tf.int32), self._s)
 
   def _pair_step(self, prev_crops, curr_crops, windows, state):
-    labels, new_state = self.net.step(prev_crops, curr_crops, _unstack_state(state))
+    labels, new_state, scores = self.net.step_scored(prev_crops, curr_crops, _unstack_state(state))
     boxes_xyxy = geometry.label_to_box_tf(labels, windows)
-    return labels, geometry.xyxy_to_xywh_tf(boxes_xyxy), _stack_state(new_state)
+    return labels, geometry.xyxy_to_xywh_tf(boxes_xyxy), _stack_state(new_state), scores
 
   def _init_batch(self, image, boxes):
     crops = self._cut(image, crop_windows_tf(boxes))
@@ -152,23 +152,24 @@ class Re3Graph(tf.Module):
 
   def _track_step_batch(self, prev_image, image, boxes, state, initial_state, reset):
     windows = crop_windows_tf(boxes)
-    _, out, new_state = self._pair_step(self._cut(prev_image, windows), self._cut(image, windows),
-                                        windows, state)
+    _, out, new_state, scores = self._pair_step(self._cut(prev_image, windows),
+                                                self._cut(image, windows), windows, state)
     new_state = self._reset_rows(lambda: self._cut(image, crop_windows_tf(out)), new_state,
                                  initial_state, reset)
-    return {"boxes": out, "state": new_state}
+    return {"boxes": out, "state": new_state, "scores": scores}
 
   def _track_step_crops_batch(self, prev_crops, crops, boxes, state):
     windows = crop_windows_tf(boxes)
-    labels, out, new_state = self._pair_step(prev_crops, crops, windows, state)
-    return {"boxes": out, "labels": labels, "state": new_state}
+    labels, out, new_state, scores = self._pair_step(prev_crops, crops, windows, state)
+    return {"boxes": out, "labels": labels, "state": new_state, "scores": scores}
 
   def _track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
     windows = crop_windows_tf(boxes)
-    _, out, new_state = self._pair_step(prev_crops, self._cut(image, windows), windows, state)
+    _, out, new_state, scores = self._pair_step(prev_crops, self._cut(image, windows), windows,
+                                                state)
     next_crops = self._cut(image, crop_windows_tf(out))
     new_state = self._reset_rows(lambda: next_crops, new_state, initial_state, reset)
-    return {"boxes": out, "state": new_state, "crops": next_crops}
+    return {"boxes": out, "state": new_state, "crops": next_crops, "scores": scores}
 
   # ------------------------------------------------------------- single object
 
@@ -183,11 +184,12 @@ class Re3Graph(tf.Module):
   def _track_step(self, prev_image, image, box, state, initial_state, reset):
     r = self.track_step_batch(prev_image, image, box[None], state[None], initial_state[None],
                               reset[None])
-    return {"box": r["boxes"][0], "state": r["state"][0]}
+    return {"box": r["boxes"][0], "state": r["state"][0], "score": r["scores"][0]}
 
   def _track_step_crops(self, prev_crop, crop, box, state):
     r = self.track_step_crops_batch(prev_crop[None], crop[None], box[None], state[None])
-    return {"box": r["boxes"][0], "label": r["labels"][0], "state": r["state"][0]}
+    return {"box": r["boxes"][0], "label": r["labels"][0], "state": r["state"][0],
+            "score": r["scores"][0]}
 
 
 class RLAgentGraph(tf.Module):

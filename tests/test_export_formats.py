@@ -153,8 +153,9 @@ def test_quantized_model_refuses_a_mismatched_input(out_dir, net):
   u = step.lstm_units
   good = np.zeros([1, 227, 227, 3], np.float32)
   state = np.zeros([1, 4, u], np.float32)
-  labels, new_state = step.step(good, good, state)
+  labels, new_state, score = step.step(good, good, state)
   assert labels.shape == (1, 4) and new_state.shape == (1, 4, u)
+  assert score.shape == (1,) and np.isnan(score).all()      # no template: no score
   small = np.zeros([1, 64, 64, 3], np.float32)
   with pytest.raises(ValueError, match=r"step_dyn\.tflite: input 'prev' must be float32 "
                                        r"\[B, 227, 227, 3\], got float32 \[1, 64, 64, 3\]"):

@@ -177,6 +177,21 @@ def test_step_equals_unroll_with_template_on_and_off(template):
     np.testing.assert_allclose(labels2.numpy(), labels.numpy(), atol=1e-5)
 
 
+def test_template_score_is_high_on_the_target_and_low_elsewhere(shared_dir):
+  """The score of real crops: the init crop against itself scores 1 (every
+  template cell finds itself), other sequences' crops score lower."""
+  net = build_re3(_cfg())
+  load_tower_weights(net, str(BACKBONE))
+  crops = _real_crops(shared_dir, 128, n=4)
+  state = net.init_state(crops)
+  _, _, same = net.step_scored(crops, crops, state)
+  np.testing.assert_allclose(same.numpy(), 1.0, atol=1e-4)
+  _, _, other = net.step_scored(crops, np.roll(crops, 1, axis=0), state)
+  assert np.all(other.numpy() < same.numpy() - 0.05)
+  _, _, none = build_re3(_cfg(template="none")).step_scored(crops, crops, net.zero_state(4)[:4])
+  assert np.isnan(none.numpy()).all()
+
+
 def test_template_changes_the_output_and_is_the_target_center():
   cfg = _cfg()
   net = build_re3(cfg)
@@ -227,6 +242,8 @@ def test_trackers_keep_a_template_per_target():
   for f, want in zip(frames[1:], boxes):
     got = multi.update(f)
     np.testing.assert_allclose(got["a"][1], want, atol=1e-3)
+  np.testing.assert_allclose(multi.score("a"), single.tracking_score, atol=1e-5)
+  assert set(multi.scores()) == {"a", "b"}
   assert tuple(multi._state.shape) == (2, 4 + 16 * 48 // 32, 32)
   t = template_geometry(net.cfg)
   carried = multi._state.numpy()[:, 4:].reshape(2, -1)[:, :t["cells"] * t["channels"]]
@@ -246,15 +263,24 @@ def test_exports_carry_the_template_state(shared_dir, tmp_path):
 
   def track(tracker):
     tracker.init(imgs[0], gt[0])
-    return np.array([tracker.update(f)[1] for f in imgs[1:]])
+    assert np.isnan(tracker.tracking_score)         # no score before the first update
+    boxes, scores = [], []
+    for f in imgs[1:]:
+      boxes.append(tracker.update(f)[1])
+      scores.append(tracker.tracking_score)
+    return np.array(boxes), np.array(scores)
 
-  ref = track(Re3Tracker.from_net(net, reset_period=3))
+  ref, ref_scores = track(Re3Tracker.from_net(net, reset_period=3))
+  assert np.all((ref_scores > 0.3) & (ref_scores <= 1.0))   # the target is in view
   parts = state_parts(net.cfg)
   saved = export.export_re3(net, str(tmp_path / "saved"))
   loaded = Re3Tracker.load(saved, reset_period=3)
   assert loaded._multi._parts == parts == 4 + 4 * 48 // 16
-  np.testing.assert_allclose(track(loaded), ref, atol=1e-3)
+  boxes, scores = track(loaded)
+  np.testing.assert_allclose(boxes, ref, atol=1e-3)
+  np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
   for path in (export_tflite.write_tflite(net, str(tmp_path / "step.tflite")),
                export_onnx.write_onnx(net, str(tmp_path / "step.onnx"))):
-    trk = Re3Tracker.load(path, reset_period=3)
-    np.testing.assert_allclose(track(trk), ref, atol=0.05, err_msg=path)
+    boxes, scores = track(Re3Tracker.load(path, reset_period=3))
+    np.testing.assert_allclose(boxes, ref, atol=0.05, err_msg=path)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-3, err_msg=path)
