@@ -21,21 +21,57 @@ from model.rl_agent import build_rl_agent
 from model.tracking_graphs import Re3Graph, RLAgentGraph
 
 
-# The tracker the package ships (train/experiments/re3_pretrained.sh, README
-# model card): a model_dir with config.yaml and a weights-only checkpoint.
+# The trackers the package ships (README model card): each a folder of
+# model/pretrained/ with config.yaml and a weights-only checkpoint, loadable by
+# its folder name; "default" is one of them. A folder may also hold a faster
+# runtime of the same weights (RUNTIME_FILE, written by
+# train.experiments.ship_default --fast_runtime) that loading by name uses.
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 DEFAULT_MODEL_NAME = "default"
-DEFAULT_MODEL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained", "re3_lite0")
+DEFAULT_SHIPPED = "re3_lite0"
+DEFAULT_MODEL_DIR = os.path.join(PRETRAINED_DIR, DEFAULT_SHIPPED)
+RUNTIME_FILE = "runtime.yaml"
+
+
+def shipped_models() -> List[str]:
+  """Names of the shipped models (folders of model/pretrained with a config)."""
+  if not os.path.isdir(PRETRAINED_DIR):
+    return []
+  return sorted(d for d in os.listdir(PRETRAINED_DIR)
+                if os.path.exists(os.path.join(PRETRAINED_DIR, d, "config.yaml")))
 
 
 def resolve_model_path(path: str) -> str:
-  """`path` itself, or the shipped model's folder for the name "default"."""
-  if path != DEFAULT_MODEL_NAME:
+  """`path` itself, or a shipped model's folder for "default" or a shipped
+  name (an existing file or folder of that name wins)."""
+  name = DEFAULT_SHIPPED if path == DEFAULT_MODEL_NAME else path
+  if path != DEFAULT_MODEL_NAME and (os.path.exists(path) or os.sep in path):
     return path
-  if not os.path.exists(os.path.join(DEFAULT_MODEL_DIR, "config.yaml")):
-    raise ValueError(f"the default model is missing from this installation ({DEFAULT_MODEL_DIR}); "
+  folder = os.path.join(PRETRAINED_DIR, name)
+  if os.path.exists(os.path.join(folder, "config.yaml")):
+    return folder
+  if path == DEFAULT_MODEL_NAME:
+    raise ValueError(f"the default model is missing from this installation ({folder}); "
                      "reinstall the package or rebuild it with "
-                     "STEPS='data train ship' bash train/experiments/re3_pretrained.sh")
-  return DEFAULT_MODEL_DIR
+                     "STEPS='data train ship' bash train/experiments/re3_nano.sh")
+  return path
+
+
+def shipped_runtime(folder: str) -> Optional[dict]:
+  """The faster runtime a shipped folder names ({file, runtime, note}), or None."""
+  path = os.path.join(folder, RUNTIME_FILE)
+  if not os.path.exists(path):
+    return None
+  import yaml  # pylint: disable=g-import-not-at-top
+  with open(path) as f:
+    spec = yaml.safe_load(f) or {}
+  if not isinstance(spec, dict) or "file" not in spec:
+    raise ValueError(f"{path}: needs a 'file' entry naming the runtime export in {folder}")
+  spec = dict(spec)
+  spec["file"] = os.path.join(folder, spec["file"])
+  if not os.path.exists(spec["file"]):
+    raise ValueError(f"{path}: names {spec['file']}, which is missing")
+  return spec
 
 
 def is_saved_model(path: str) -> bool:

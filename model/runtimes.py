@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
-from model.loading import load_re3_graph
+from model.loading import load_re3_graph, resolve_model_path, shipped_runtime
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
 from model.tracking_graphs import Re3Graph, crop_windows_tf
 
@@ -169,6 +169,7 @@ class StepGraph:
     self.lstm_units = tf.constant(u)
     self.state_parts = tf.constant(p)
     self.precision = backend.precision
+    self.runtime = "litert" if isinstance(backend, LiteRTStep) else "onnxruntime"
     img = tf.TensorSpec([None, None, 3], tf.uint8)
     boxes = tf.TensorSpec([None, 4], tf.float32)
     self._cut = tf.function(self._cut_fn, input_signature=[img, boxes])
@@ -242,9 +243,18 @@ def graph_for_net(net, precision: Optional[str] = None):
 
 
 def load_re3_runtime(path: str, precision: Optional[str] = None):
-  """A tracking graph from a .tflite / .onnx step export, a SavedModel or a
-  training model_dir; `precision` (see graph_for_net) only for a model_dir or
-  checkpoint, since an export's precision was fixed when it was written."""
+  """A tracking graph from a .tflite / .onnx step export, a SavedModel, a
+  training model_dir or a shipped model's name ("default"); `precision` (see
+  graph_for_net) only for a model_dir or checkpoint, since an export's
+  precision was fixed when it was written."""
+  folder = resolve_model_path(path)
+  # A shipped model loaded by name runs the runtime its folder names (the
+  # fastest that keeps its validation AUC, README model card); its folder
+  # path, or any precision, gives the TensorFlow graph instead.
+  fast = shipped_runtime(folder) if folder != path and precision is None else None
+  if fast is not None:
+    logging.info("%s: %s", path, fast.get("note") or fast.get("runtime", "step export"))
+    return StepGraph(load_step_backend(fast["file"]))
   if path.endswith(RUNTIME_SUFFIXES):
     if precision not in (None, "float32", "auto"):
       raise ValueError(f"{path}: a step export runs in the precision it was exported in; "

@@ -105,6 +105,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._parts = STATE_PARTS if parts is None else int(parts.numpy())
     self._s = int(graph.crop_size.numpy())
     self.precision = precision_of(graph)   # float32, bf16, fp16 or int8
+    self.runtime = getattr(graph, "runtime", "tensorflow")   # tensorflow, litert or onnxruntime
     # The hot path calls the concrete function directly: skips the tf.function
     # argument matching (about 0.5 ms a call on CPU, 7% of a re3_small step).
     self._carry = _concrete(graph.track_step_carry_batch)
@@ -249,6 +250,11 @@ class Re3Tracker(_Re3Loaders):
   def precision(self) -> str:
     """float32, bf16, fp16 or int8: what the step computes in."""
     return self._multi.precision
+
+  @property
+  def runtime(self) -> str:
+    """tensorflow, litert or onnxruntime: what runs the step."""
+    return self._multi.runtime
 
   def init(self, image, box_xywh) -> None:
     """Starts (or restarts) tracking; a bad image or box is refused before the

@@ -25,8 +25,17 @@ from absl import app, flags  # noqa: E402
 from model import loading  # noqa: E402
 
 
-def ship(model_dir: str, output_dir: str) -> str:
-  """Slim copy of the latest checkpoint of `model_dir` in `output_dir`; returns its prefix."""
+RUNTIMES = ("tensorflow", "litert")
+
+
+def ship(model_dir: str, output_dir: str, runtime: str = "tensorflow", notice: str = "") -> str:
+  """Slim copy of the latest checkpoint of `model_dir` in `output_dir`; returns its prefix.
+
+  runtime 'litert' also writes the float32 LiteRT step export (step.tflite)
+  and names it in loading.RUNTIME_FILE, so that loading the model by name runs
+  it; `notice` is a licence file copied beside the weights (NOTICE)."""
+  if runtime not in RUNTIMES:
+    raise ValueError(f"--runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
   task, net, ckpt, config_path = loading.load_model(model_dir, expect_task="re3")
   tmp = output_dir.rstrip("/") + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
@@ -38,10 +47,22 @@ def ship(model_dir: str, output_dir: str) -> str:
   manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=net), tmp, max_to_keep=1,
                                        checkpoint_name="model")
   manager.save(checkpoint_number=step)
+  if runtime == "litert":
+    from model import export_tflite  # noqa: E402  (LiteRT converter only when asked)
+    export_tflite.write_tflite(net, os.path.join(tmp, "step.tflite"))
+    with open(os.path.join(tmp, loading.RUNTIME_FILE), "w") as f:
+      f.write("# What loading this model by name runs (model.runtimes.load_re3_runtime);\n"
+              "# its folder path or precision='float32' gives the TensorFlow graph.\n"
+              "runtime: litert-float32\nfile: step.tflite\n"
+              "note: LiteRT float32 step export (XNNPACK), chosen for speed at the same "
+              "validation AUC (README model card)\n")
+  if notice:
+    shutil.copy(notice, os.path.join(tmp, "NOTICE"))
   with open(os.path.join(tmp, "SOURCE.txt"), "w") as f:
     f.write(f"checkpoint: {ckpt}\nconfig: {config_path}\n"
             "built by: python -m train.experiments.ship_default "
-            f"--model_dir {model_dir} --output_dir {output_dir}\n")
+            f"--model_dir {model_dir} --output_dir {output_dir} --runtime {runtime}"
+            + (f" --notice {notice}" if notice else "") + "\n")
   shutil.rmtree(output_dir, ignore_errors=True)
   os.replace(tmp, output_dir)
   return os.path.join(output_dir, f"model-{step}")
@@ -51,7 +72,7 @@ def main(argv, flag_values=None):
   fv = flag_values or flags.FLAGS
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  prefix = ship(fv.model_dir, fv.output_dir)
+  prefix = ship(fv.model_dir, fv.output_dir, fv.runtime, fv.notice)
   size = sum(os.path.getsize(os.path.join(fv.output_dir, n)) for n in os.listdir(fv.output_dir))
   print(f"ship_default: wrote {prefix} ({size / 2**20:.1f} MiB in {fv.output_dir})")
 
@@ -59,6 +80,11 @@ def main(argv, flag_values=None):
 def _define_flags():
   flags.DEFINE_string("model_dir", None, "Training model_dir (config.yaml + checkpoints).")
   flags.DEFINE_string("output_dir", "model/pretrained/re3_lite0", "Where the shipped model goes.")
+  flags.DEFINE_enum("runtime", "tensorflow", list(RUNTIMES),
+                    "What loading the model by name runs: the TensorFlow graph, or the float32 "
+                    "LiteRT step export written beside the weights.")
+  flags.DEFINE_string("notice", "", "A licence file to ship beside the weights as NOTICE "
+                      "(e.g. the Apache-2.0 text of weights derived from NanoTrack).")
   flags.mark_flag_as_required("model_dir")
   cli_errors.define_verbose_flag()
 
