@@ -236,3 +236,13 @@ def test_rl_scores_first_and_last_frames():
   r = m.rl_scores([pred], [gt], [mask])
   assert r["center_error_first_frames"] == pytest.approx(1.0)
   assert r["predictions"] == 20
+
+
+def test_median_area_ratio_reads_box_size_drift():
+  gt = np.array([[0, 0, 10, 10]] * 4, np.float64)
+  pred = np.array([[0, 0, 20, 20], [0, 0, 20, 20], [0, 0, 10, 10], [np.nan] * 4])
+  assert m.median_area_ratio(pred, gt) == 4.0               # frames 1-3: 4, 4, 1
+  seq = m.ope_sequence(pred, gt)
+  assert seq["median_area_ratio"] == 4.0
+  small = m.ope_sequence(np.array([[0, 0, 5, 10]] * 4, np.float64), gt)
+  assert m.ope_summary([seq, small])["median_area_ratio"] == pytest.approx(2.25)

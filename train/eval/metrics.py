@@ -170,7 +170,19 @@ def ope_sequence(pred_xyxy, gt_xyxy, mask=None) -> Dict[str, object]:
       **_curve_scores(succ, prec, nprec),
       "mean_iou": float(np.mean(ious)) if n else float("nan"),
       "mean_center_error": float(np.mean(err)) if n else float("nan"),
+      "median_area_ratio": median_area_ratio(p, g),
   }
+
+
+def median_area_ratio(pred_xyxy, gt_xyxy) -> float:
+  """Median over frames of predicted area / true area (1 = right size; a box
+  that balloons shows > 1.5, one that shrinks < 0.67). Frames without a
+  prediction are left out; NaN when none is left."""
+  p, g = _pair(pred_xyxy, gt_xyxy)
+  pa = np.clip(p[:, 2] - p[:, 0], 0, None) * np.clip(p[:, 3] - p[:, 1], 0, None)
+  ga = (g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1])
+  ok = np.isfinite(pa) & (ga > 0)
+  return float(np.median(pa[ok] / ga[ok])) if ok.any() else float("nan")
 
 
 def ope_summary(per_sequence: Iterable[Mapping[str, object]]) -> Dict[str, object]:
@@ -191,6 +203,8 @@ def ope_summary(per_sequence: Iterable[Mapping[str, object]]) -> Dict[str, objec
   prec = np.mean([s["precision_curve"] for s in used], axis=0)
   nprec = np.mean([s["norm_precision_curve"] for s in used], axis=0)
   out.update(_curve_scores(succ, prec, nprec))
+  ratios = [s["median_area_ratio"] for s in used if np.isfinite(s.get("median_area_ratio", np.nan))]
+  out["median_area_ratio"] = float(np.median(ratios)) if ratios else float("nan")
   return out
 
 
