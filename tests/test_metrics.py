@@ -246,3 +246,16 @@ def test_median_area_ratio_reads_box_size_drift():
   assert seq["median_area_ratio"] == 4.0
   small = m.ope_sequence(np.array([[0, 0, 5, 10]] * 4, np.float64), gt)
   assert m.ope_summary([seq, small])["median_area_ratio"] == pytest.approx(2.25)
+
+
+def test_lost_detection_ranks_scores_against_lost_frames():
+  gt = np.array([[0, 0, 10, 10]] * 6, np.float64)
+  pred = np.array([[0, 0, 10, 10]] * 3 + [[50, 50, 60, 60]] * 3, np.float64)   # 3 kept, 3 lost
+  good = m.lost_detection([np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.3])], [pred], [gt])
+  assert good["roc_auc"] == 1.0 and good["lost_fraction"] == 0.5
+  assert (good["precision"], good["recall"], good["threshold"]) == (1.0, 1.0, 0.3)
+  flipped = m.lost_detection([np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.7])], [pred], [gt])
+  assert flipped["roc_auc"] == 0.0
+  ties = m.lost_detection([np.full(6, 0.5)], [pred], [gt])
+  assert ties["roc_auc"] == 0.5
+  assert m.lost_detection([None], [pred], [gt]) == {"frames": 0}

@@ -174,6 +174,50 @@ def ope_sequence(pred_xyxy, gt_xyxy, mask=None) -> Dict[str, object]:
   }
 
 
+def lost_detection(scores: Sequence, preds: Sequence, gts: Sequence,
+                   lost_below: float = 0.1) -> Dict[str, float]:
+  """How well a tracker's own score flags the frames where its box is lost
+  (IoU with the truth below `lost_below`), pooled over sequences: the ROC AUC
+  of -score as a lost-frame detector (0.5 = no better than chance, 1 =
+  perfect), the lost fraction, and precision / recall at the score threshold
+  with the best F1. Frames with a valid truth and a finite score count."""
+  s_all, lost_all = [], []
+  for sc, p, g in zip(scores, preds, gts):
+    if sc is None:
+      continue
+    pp, gg = _pair(p, g)
+    sc = np.asarray(sc, np.float64).reshape(-1)
+    keep = valid_ground_truth(gg) & np.isfinite(sc)
+    if not keep.any():
+      continue
+    s_all.append(sc[keep])
+    lost_all.append(frame_ious(pp[keep], gg[keep]) < lost_below)
+  if not s_all:
+    return {"frames": 0}
+  s, lost = np.concatenate(s_all), np.concatenate(lost_all)
+  out = {"frames": int(s.size), "lost_fraction": float(lost.mean()), "lost_below_iou": lost_below}
+  n_lost, n_ok = int(lost.sum()), int((~lost).sum())
+  if n_lost and n_ok:
+    # ROC AUC = P(score of a lost frame < score of a kept frame), ties half
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(s.size)
+    ranks[order] = np.arange(1, s.size + 1)
+    for v in np.unique(s):                       # average ranks of ties
+      tie = s == v
+      ranks[tie] = ranks[tie].mean()
+    out["roc_auc"] = float((ranks[~lost].sum() - n_ok * (n_ok + 1) / 2) / (n_ok * n_lost))
+    best = (-1.0, 0.0, 0.0, 0.0)
+    for t in np.unique(s):
+      flagged = s <= t
+      tp = float((flagged & lost).sum())
+      prec, rec = tp / max(flagged.sum(), 1), tp / n_lost
+      f1 = 2 * prec * rec / max(prec + rec, 1e-12)
+      if f1 > best[0]:
+        best = (f1, float(t), prec, rec)
+    out.update({"best_f1": best[0], "threshold": best[1], "precision": best[2], "recall": best[3]})
+  return out
+
+
 def median_area_ratio(pred_xyxy, gt_xyxy) -> float:
   """Median over frames of predicted area / true area (1 = right size; a box
   that balloons shows > 1.5, one that shrinks < 0.67). Frames without a

@@ -67,6 +67,8 @@ def _score_one_pass(protocol, seqs, runs, out, per_seq, has_occlusion):
     out["summary"] = {k: v for k, v in vid.items() if k != "fraction_above_curve"}
     out["curves"] = {"fraction_above": vid["fraction_above_curve"]}
   out["rl_paper"] = metrics.rl_scores(preds, gts, [r.predicted for r in runs])
+  if any(r.scores is not None and np.isfinite(r.scores).any() for r in runs):
+    out["lost_detection"] = metrics.lost_detection([r.scores for r in runs], preds, gts)
   if has_occlusion:
     if protocol == "ope":
       summ = metrics.ope_summary([metrics.ope_sequence(p, g, m)
