@@ -3,7 +3,6 @@ damaged calibration inputs and YAML keys given twice (issue 22): each ends in
 one line naming the file, key or holder, and nothing valid is lost."""
 
 import glob
-import hashlib
 import json
 import os
 import re
@@ -25,10 +24,11 @@ from model.export_tflite import CalibrationCrops
 from model.re3 import build_re3
 from model.tracker import Re3MultiTracker, Re3Tracker
 from pipelines import calibration
-from train import task as task_lib, toy_data, track, train as train_entry
+from train import task as task_lib, toy_data, track
 from train.eval import cli as eval_cli
 from tests import tracking_utils as tu
-from tests.train_helpers import SMOKE, read_log, tiny_overrides
+from tests.train_helpers import SMOKE, read_log
+from tests.train_helpers import set_flags as _sets, train_in_process as _train, tree_digest as _tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -76,32 +76,10 @@ def _call(module, prog, argv, capsys, expected=eval_cli.EXPECTED_ERRORS):
   return code, (lines[-1] if lines else ""), err
 
 
-def _train(argv, capsys):
-  """train.train's main in-process -> (exit code, last stderr line, stderr)."""
-  fv = flags.FlagValues()
-  train_entry.define_flags(fv)
-  fv(["train.train"] + argv)
-  code = train_entry.main([], fv)
-  err = capsys.readouterr().err
-  lines = [l for l in err.splitlines() if l.strip()]
-  return code, (lines[-1] if lines else ""), err
 
 
-def _sets(train_dir, steps=2, **extra):
-  out = []
-  for s in tiny_overrides(train_dir, steps=steps, **extra):
-    out += ["--set", s]
-  return out
 
 
-def _tree_digest(path):
-  out = {}
-  for root, _, files in os.walk(path):
-    for f in files:
-      p = os.path.join(root, f)
-      with open(p, "rb") as fh:
-        out[os.path.relpath(p, path)] = hashlib.sha1(fh.read()).hexdigest()
-  return out
 
 
 def _dead_pid() -> int:

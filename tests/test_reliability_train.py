@@ -3,7 +3,6 @@ gaps in frame/index, a restart with another architecture, a killed checkpoint
 write, a model_dir that cannot be used. Each names the culprit in one line,
 exits 2 before training starts, and leaves what was valid as it was."""
 
-import hashlib
 import json
 import os
 import shutil
@@ -12,13 +11,13 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
 from configs import experiment
 from pipelines import schema, shards
 from train import data, toy_data
 from train import train as train_entry
 from tests.train_helpers import REPO, SMOKE, env, read_log, tiny_overrides, train_cmd
+from tests.train_helpers import set_flags as _sets, train_in_process as _main, tree_digest as _tree_digest
 
 
 def _write_tracks(out_dir, tracks, name="bad", num_shards=1):
@@ -64,33 +63,10 @@ def nan_dir(tmp_path_factory):
   return str(out)
 
 
-def _main(argv, capsys):
-  """train.train's main in-process -> (exit code, last stderr line, stderr)."""
-  fv = flags.FlagValues()
-  train_entry.define_flags(fv)
-  fv(["train.train"] + argv)
-  code = train_entry.main([], fv)
-  err = capsys.readouterr().err
-  lines = [l for l in err.splitlines() if l.strip()]
-  return code, (lines[-1] if lines else ""), err
 
 
-def _sets(train_dir, steps=2, **extra):
-  out = []
-  for s in tiny_overrides(train_dir, steps=steps, **extra):
-    out += ["--set", s]
-  return out
 
 
-def _tree_digest(path):
-  """{relative path: sha1} of every file under path."""
-  out = {}
-  for root, _, files in os.walk(path):
-    for f in files:
-      p = os.path.join(root, f)
-      with open(p, "rb") as fh:
-        out[os.path.relpath(p, path)] = hashlib.sha1(fh.read()).hexdigest()
-  return out
 
 
 # ---------------------------------------------------------------------------

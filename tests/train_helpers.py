@@ -58,3 +58,36 @@ def env(**extra) -> Dict[str, str]:
 def run_train(*args: str, timeout: float = 240, **env_extra) -> subprocess.CompletedProcess:
   return subprocess.run(train_cmd(*args), cwd=str(REPO), env=env(**env_extra),
                         capture_output=True, text=True, timeout=timeout)
+
+
+def train_in_process(argv, capsys):
+  """train.train's main in-process -> (exit code, last stderr line, stderr)."""
+  from absl import flags
+  from train import train as train_entry
+  fv = flags.FlagValues()
+  train_entry.define_flags(fv)
+  fv(["train.train"] + argv)
+  code = train_entry.main([], fv)
+  err = capsys.readouterr().err
+  lines = [l for l in err.splitlines() if l.strip()]
+  return code, (lines[-1] if lines else ""), err
+
+
+def set_flags(train_dir, steps=2, **extra) -> List[str]:
+  """tiny_overrides as repeated --set flags."""
+  out = []
+  for s in tiny_overrides(train_dir, steps=steps, **extra):
+    out += ["--set", s]
+  return out
+
+
+def tree_digest(path) -> Dict[str, str]:
+  """{relative path: sha1} of every file under path."""
+  import hashlib
+  out = {}
+  for root, _, files in os.walk(path):
+    for f in files:
+      p = os.path.join(root, f)
+      with open(p, "rb") as fh:
+        out[os.path.relpath(p, path)] = hashlib.sha1(fh.read()).hexdigest()
+  return out

@@ -6,3 +6,31 @@
 | `efficientnet_lite0` | `efficientnet_lite` (ImageNet)       | `efficientnet_import` + `torch_legacy`   |
 | `nanotrack_v2`       | `nanotrack` (tracking-pretrained)    | `nanotrack` (OpenCV's NanoTrack ONNX)    |
 """
+
+from typing import Dict, Tuple
+
+
+class TappedBlocks:
+  """What the pretrained towers share: they run `blocks` (Keras layers named
+  'block<i>') and return the outputs of the blocks in `taps` and of the last
+  one as {'block<i>': features}."""
+
+  blocks: list
+  taps: Tuple[int, ...]
+  num_blocks: int
+
+  @property
+  def output_names(self) -> Tuple[str, ...]:
+    """Keys of the tower's output dict: the taps, then the last block (no duplicates)."""
+    names = [f"block{t}" for t in self.taps]
+    last = f"block{self.num_blocks - 1}"
+    return tuple(names + ([last] if last not in names else []))
+
+  def run_blocks(self, x) -> Dict[str, object]:
+    wanted = set(self.output_names)
+    out = {}
+    for block in self.blocks:
+      x = block(x)
+      if block.name in wanted:
+        out[block.name] = x
+    return out

@@ -45,6 +45,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from model.layers import PACKAGE, MeanSubtract
+from model.towers import TappedBlocks
 
 # variant -> (width multiplier, depth multiplier, native input size)
 VARIANTS = {
@@ -210,7 +211,7 @@ class MBConvBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class EfficientNetLiteTower(keras.layers.Layer):
+class EfficientNetLiteTower(TappedBlocks, keras.layers.Layer):
   """Input scaling, stem and the first `blocks` MBConv blocks of a Lite variant.
 
   call(crops [N, S, S, 3], 0..255 RGB) -> {'block<i>': features} for each i
@@ -241,12 +242,6 @@ class EfficientNetLiteTower(keras.layers.Layer):
     self.blocks = [MBConvBlock(s.kernel, s.stride, s.expand_ratio, s.in_channels, s.out_channels,
                                padding, name=f"block{s.index}") for s in self.specs]
 
-  @property
-  def output_names(self) -> Tuple[str, ...]:
-    """Keys of call()'s dict: the taps, then the last block (no duplicates)."""
-    names = [f"block{t}" for t in self.taps]
-    last = f"block{self.num_blocks - 1}"
-    return tuple(names + ([last] if last not in names else []))
 
   def build(self, input_shape):
     if self.built:
@@ -270,13 +265,7 @@ class EfficientNetLiteTower(keras.layers.Layer):
     if self.padding == "symmetric":
       x = _pad_symmetric(x, 3)
     x = tf.nn.relu6(self.stem_conv(x))
-    wanted = set(self.output_names)
-    out = {}
-    for block in self.blocks:
-      x = block(x)
-      if block.name in wanted:
-        out[block.name] = x
-    return out
+    return self.run_blocks(x)
 
   def get_config(self):
     config = super().get_config()

@@ -44,6 +44,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from model.layers import PACKAGE
+from model.towers import TappedBlocks
 
 STEM_FILTERS = 16
 STEM_STRIDE = 2
@@ -188,7 +189,7 @@ class NanoTrackBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-class NanoTrackTower(keras.layers.Layer):
+class NanoTrackTower(TappedBlocks, keras.layers.Layer):
   """Stem and the first `blocks` blocks of NanoTrack v2's backbone.
 
   call(crops [N, S, S, 3], 0..255 RGB) -> {'block<i>': features} for each i in
@@ -209,11 +210,6 @@ class NanoTrackTower(keras.layers.Layer):
                                          name="stem_conv")
     self.blocks = [NanoTrackBlock(i, name=f"block{i}") for i in range(self.num_blocks)]
 
-  @property
-  def output_names(self) -> Tuple[str, ...]:
-    names = [f"block{t}" for t in self.taps]
-    last = f"block{self.num_blocks - 1}"
-    return tuple(names + ([last] if last not in names else []))
 
   def build(self, input_shape):
     if self.built:
@@ -230,13 +226,7 @@ class NanoTrackTower(keras.layers.Layer):
   def call(self, inputs):
     x = tf.cast(inputs, self.compute_dtype)
     x = hard_swish(self.stem_conv(_padded(x, 3)))
-    wanted = set(self.output_names)
-    out = {}
-    for block in self.blocks:
-      x = block(x)
-      if block.name in wanted:
-        out[block.name] = x
-    return out
+    return self.run_blocks(x)
 
   def get_config(self):
     config = super().get_config()
