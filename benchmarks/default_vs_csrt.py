@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.tracking_speed import load_frames, target_boxes  # noqa: E402
@@ -133,7 +134,7 @@ def main(argv, flag_values=None):
 
 def run():
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from absl import app, flags
+from configs import cli as cli_errors  # noqa: E402
 import numpy as np
 import tensorflow as tf
 
@@ -98,4 +99,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

@@ -104,15 +104,31 @@ def maybe_print_help(argv, options_cls, prog: str, description: str) -> bool:
   if not any(a in ("-h", "--help") for a in argv):
     return False
   parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   formatter_class=_HelpFormatter,
                                    epilog="Beam's own flags (--direct_num_workers, "
                                           "--temp_location, ...) are accepted too.")
   for cls in options_cls.mro():
     if cls is not PipelineOptions and "_add_argparse_args" in cls.__dict__:
       cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  unused = set(getattr(options_cls, "UNUSED_FLAGS", ()))
+  for action in parser._actions:  # pylint: disable=protected-access
+    if action.dest in unused:
+      action.help = argparse.SUPPRESS        # a flag the job refuses is not offered
   _add_runner_help(parser.add_argument_group("runner"))
   parser.print_help()
   return True
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+  """The description as written; each flag's default where it has one (and its
+  help does not already say it)."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    if (action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        and "default" not in text.lower()):
+      text += " (default: %(default)s)"
+    return text
 
 
 def _add_runner_help(group) -> None:
