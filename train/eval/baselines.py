@@ -20,6 +20,7 @@ from typing import Callable, Dict, Protocol, Tuple, runtime_checkable
 import numpy as np
 
 from model.tracker_inputs import as_rgb, check_box_xywh
+from train.eval.frames import OPENCV_REINSTALL
 
 
 @runtime_checkable
@@ -60,16 +61,15 @@ class OpenCVTracker:
     if kind not in self.FACTORIES:
       raise ValueError(f"unknown OpenCV tracker {kind!r}; expected one of {sorted(self.FACTORIES)}")
     try:
-      import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
+      import cv2  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ImportError(
-          "OpenCV comparison trackers need opencv-contrib-python-headless "
-          "(pip install 're3-tf[opencv]')") from e
+      raise ImportError(f"OpenCV comparison trackers need OpenCV, which did not import ({e}): "
+                        f"{OPENCV_REINSTALL}") from e
     self._cv2 = cv2
     self._factory = getattr(cv2, self.FACTORIES[kind], None)
     if self._factory is None:
       raise ImportError(f"this OpenCV build has no cv2.{self.FACTORIES[kind]} "
-                        "(install opencv-contrib-python-headless)")
+                        f"(its contrib modules are missing: {OPENCV_REINSTALL})")
     self.name = kind
     self._tracker = None
     self._last = None
