@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -201,7 +201,32 @@ def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any]
   summary = ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
   print(f"{job_name}: done in {elapsed:.1f}s; {summary}{source}")
   output_dir.check_written(job_opts.output_dir, counters, job_name)
+  for line in written_lines(job_opts.output_dir, splits or [job_opts.split]):
+    print(f"{job_name}: {line}")
   return counters
+
+
+def written_lines(out_dir: str, splits: Sequence[str]) -> List[str]:
+  """Where the job wrote, per split, and how many of its shards are empty (a
+  hash of the track id picks the shard, so fewer records than shards, or not
+  many more, leave some empty: that is said, with a --num_shards that fits)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only once a job ran (gs:// paths)
+  path = os.path.join(out_dir, output_dir.INFO_NAME)
+  with tf.io.gfile.GFile(path) as f:
+    info = json.load(f)
+  lines = []
+  for split in splits:
+    s = info.get("splits", {}).get(split, {})
+    lengths = [int(n) for n in s.get("shard_lengths", [])]
+    line = (f"wrote {sum(lengths)} records in {len(lengths)} shard(s) of split {split!r} to "
+            f"{out_dir} (and {output_dir.INFO_NAME})")
+    empty = sum(1 for n in lengths if n == 0)
+    if empty:
+      line += (f"; {empty} of the {len(lengths)} shards are empty (a hash of the track id picks "
+               f"the shard): a lower --num_shards (e.g. {max(1, sum(lengths) // 4)}) leaves "
+               "fewer empty")
+    lines.append(line)
+  return lines
 
 
 def written_counts(out_dir: str, splits: Sequence[str]) -> Dict[str, int]:
