@@ -29,6 +29,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
 
 from pipelines import build_sequences, images  # noqa: E402
 from pipelines.readers import sequences  # noqa: E402
@@ -184,4 +185,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

@@ -217,7 +217,8 @@ def main(argv, flag_values=None):
 def run(argv=None):
   define_flags()
   app.run(cli_errors.guarded(PROG, main, flags.FLAGS),
-          argv=list(argv) if argv is not None else None)
+          argv=list(argv) if argv is not None else None,
+          flags_parser=cli_errors.flags_parser(__doc__))
 
 
 if __name__ == "__main__":

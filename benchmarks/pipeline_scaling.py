@@ -44,6 +44,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
 
 from pipelines import build_vid, images  # noqa: E402
 
@@ -259,4 +260,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

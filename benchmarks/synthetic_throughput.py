@@ -26,6 +26,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
 
 from pipelines import build_synthetic, images  # noqa: E402
 from pipelines.synthetic import procedural, rng, simulator  # noqa: E402
@@ -103,4 +104,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

@@ -31,6 +31,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from configs import cli as cli_errors  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from configs import experiment  # noqa: E402
@@ -134,4 +135,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

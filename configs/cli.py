@@ -17,9 +17,10 @@ has run). Anything else (a bug) keeps Python's traceback and its exit status 1.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-from typing import Callable, Sequence, Tuple, Type
+from typing import Callable, List, Sequence, Tuple, Type
 
 from absl import flags
 
@@ -30,6 +31,49 @@ EXPECTED_ERRORS: Tuple[Type[BaseException], ...] = (ValueError, OSError)
 
 class CommandError(ValueError):
   """An expected failure of a command; its message names the file, flag or value."""
+
+
+# -h / --help / --helpshort: the command's docstring and its flags, exit status 0
+# (absl's own help exits 1 and lists only the __main__ module's flags).
+HELP_ARGS = ("-h", "-?", "--help", "--helpshort")
+_PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PROJECT_PACKAGES = ("configs", "model", "pipelines", "train", "benchmarks")
+
+
+def _is_project_module(name: str) -> bool:
+  """A flag-defining module of this project: dotted name or (for __main__) file path."""
+  if os.path.isabs(name):
+    rel = os.path.relpath(os.path.realpath(name), os.path.realpath(_PROJECT_ROOT))
+    return rel.split(os.sep)[0] in _PROJECT_PACKAGES
+  return name.split(".")[0] in _PROJECT_PACKAGES
+
+
+def help_text(doc: str, flag_values=flags.FLAGS) -> str:
+  """The docstring, then every flag the project's modules define, with defaults."""
+  modules = [m for m in flag_values.flags_by_module_dict() if _is_project_module(m)]
+  parts = [flag_values.module_help(m) for m in modules]
+  return f"{(doc or '').strip()}\n\nflags:\n" + "\n\n".join(p for p in parts if p.strip())
+
+
+def help_requested(args: Sequence[str]) -> bool:
+  words = list(args)
+  if "--" in words:
+    words = words[:words.index("--")]
+  return any(a in HELP_ARGS for a in words)
+
+
+def flags_parser(doc: str, flag_values=flags.FLAGS) -> Callable[[List[str]], List[str]]:
+  """A flags_parser for absl's app.run: --help prints help_text and exits 0,
+  --helpfull absl's full list and exits 0; other arguments parse as usual."""
+  def parse(args: List[str]) -> List[str]:
+    if help_requested(args[1:]):
+      print(help_text(doc, flag_values))
+      sys.exit(0)
+    if "--helpfull" in args[1:]:
+      print(flag_values.get_help())
+      sys.exit(0)
+    return flag_values(args)
+  return parse
 
 
 def define_verbose_flag(flag_values=flags.FLAGS) -> None:

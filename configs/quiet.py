@@ -28,6 +28,13 @@ kept as it is):
     own absl and `train` logs, and every warning of Beam's runners, stay.
 
 Warnings and errors of the project's own code, and every exception, still show.
+RE3_VERBOSE=1 in the environment is --verbose for every command.
+
+The Python API (importing `model`, e.g. `from model.tracker import Re3Tracker`)
+calls `setup_library` instead: the same captured first import of TensorFlow and
+TF_CPP_MIN_LOG_LEVEL=2 by default, nothing else of the program's logging
+touched; RE3_VERBOSE=1 (or TF_CPP_MIN_LOG_LEVEL set to another value) shows
+everything.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import importlib.abc
 import importlib.util
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -125,12 +133,26 @@ class _Fd2Captured:
     sys.stderr.flush()
     os.dup2(self._saved, 2)
     os.close(self._saved)
-    if exc_type is not None:
-      self._file.seek(0)
-      sys.stderr.write(self._file.read().decode("utf-8", "replace"))
-      sys.stderr.flush()
+    self._file.seek(0)
+    self.text = self._file.read().decode("utf-8", "replace")
     self._file.close()
+    if exc_type is not None:
+      _replay(self.text)
     return False
+
+
+def _replay(text: str) -> None:
+  sys.stderr.write(text)
+  sys.stderr.flush()
+
+
+# Device nodes of an NVIDIA driver: on such a machine a failed CUDA start-up is
+# a real error, not the CPU machine's usual notice.
+_NVIDIA_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version")
+
+
+def _gpu_expected() -> bool:
+  return any(os.path.exists(p) for p in _NVIDIA_NODES)
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -148,10 +170,14 @@ class _QuietLoader(importlib.abc.Loader):
 
   def exec_module(self, module):
     try:
-      with _Fd2Captured():
+      with _Fd2Captured() as captured:
         self._loader.exec_module(module)
+        gpus = None
         if module.__name__ == "tensorflow":
-          module.config.list_physical_devices()   # the device probe logs the cuInit lines
+          # the device probe logs the cuInit lines
+          gpus = module.config.list_physical_devices("GPU")
+      if gpus == [] and _gpu_expected() and re.search(r"cuInit|cuda", captured.text, re.I):
+        _replay(captured.text)     # an NVIDIA driver is there but TensorFlow found no GPU
     finally:
       if getattr(module, "__spec__", None) is not None:
         module.__spec__.loader = self._loader
@@ -178,12 +204,54 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
     return None
 
 
+# Set to 1 (or true) to see everything: TensorFlow's start-up lines and logs,
+# for the Python API and every command line (as --verbose does).
+VERBOSE_ENV = "RE3_VERBOSE"
+_LIBRARY_ENV_SET = []     # TF_CPP_MIN_LOG_LEVEL set by setup_library (undone by a verbose setup)
+
+
+def env_verbose() -> bool:
+  return os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _undo_library_setup() -> None:
+  """A verbose command line shows what importing `model` would have hidden."""
+  sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFinder)]
+  if _LIBRARY_ENV_SET and "tensorflow" not in sys.modules:
+    os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+  _LIBRARY_ENV_SET.clear()
+
+
+def setup_library() -> bool:
+  """Quiet start-up for the package's Python API (`model/__init__.py` calls it,
+  so `from model.tracker import Re3Tracker` is quiet): TensorFlow's first
+  import, where it has not happened yet, runs with fd 2 captured (as for the
+  command lines; shown if the import fails, or if an NVIDIA driver is present
+  but TensorFlow found no GPU), and TF_CPP_MIN_LOG_LEVEL defaults to 2 (C++
+  INFO and WARNING lines hidden; errors still show). Python loggers are left as
+  the program set them. Nothing happens with RE3_VERBOSE=1, with
+  TF_CPP_MIN_LOG_LEVEL set to another value before, or once TensorFlow is
+  imported (its log level is fixed then)."""
+  if env_verbose() or "tensorflow" in sys.modules:
+    return False
+  level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+  if level is not None and level.strip() != "2":
+    return False
+  if level is None:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    _LIBRARY_ENV_SET.append(True)
+  if not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+    sys.meta_path.insert(0, _QuietFinder(("tensorflow",)))
+  return True
+
+
 def setup(silence: Sequence[str] = SILENCED_IMPORTS, argv: Optional[Sequence[str]] = None) -> bool:
-  """Silences third-party start-up and INFO logs unless --verbose; returns
-  True when it did. `silence`: the heavy modules whose first import (wherever
-  it happens, now or later) runs with fd 2 captured; a module already imported
-  is left as it is. Nothing is imported here."""
-  if is_verbose(argv):
+  """Silences third-party start-up and INFO logs unless --verbose (or
+  RE3_VERBOSE=1); returns True when it did. `silence`: the heavy modules whose
+  first import (wherever it happens, now or later) runs with fd 2 captured; a
+  module already imported is left as it is. Nothing is imported here."""
+  if is_verbose(argv) or env_verbose():
+    _undo_library_setup()
     return False
   cpp_log_wanted = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0"
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -198,6 +266,10 @@ def setup(silence: Sequence[str] = SILENCED_IMPORTS, argv: Optional[Sequence[str
   warnings.filterwarnings("ignore", message=r".*apitools.*")
   pending = [m for m in silence if m not in sys.modules]
   if pending and not cpp_log_wanted:
-    if not any(isinstance(f, _QuietFinder) for f in sys.meta_path):
+    finders = [f for f in sys.meta_path if isinstance(f, _QuietFinder)]
+    if not finders:
       sys.meta_path.insert(0, _QuietFinder(pending))
+    else:                                   # setup_library's finder: widen it
+      finders[0].names = finders[0].names | frozenset(pending)
+  _LIBRARY_ENV_SET.clear()
   return True

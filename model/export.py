@@ -263,4 +263,5 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(cli_errors.guarded(PROG, main, flags.FLAGS, EXPECTED_ERRORS))
+  app.run(cli_errors.guarded(PROG, main, flags.FLAGS, EXPECTED_ERRORS),
+          flags_parser=cli_errors.flags_parser(__doc__))

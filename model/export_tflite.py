@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import warnings
 import zipfile
 from typing import Iterator, Optional
 
@@ -41,6 +42,7 @@ from model.step_graph import STEP_SIGNATURE, Re3StepModule
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 TFLITE_SUFFIX = ".tflite"
+TF_INTERPRETER_DEPRECATION = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
 
 
 @dataclasses.dataclass
@@ -122,7 +124,13 @@ def convert_step(net, quantize: str = "none", calibration: Optional[CalibrationC
     if quantize == "int8":
       samples = list(calibration_samples(module, calibration, max_samples))
       converter.representative_dataset = lambda: iter(samples)
-    return converter.convert()
+    with warnings.catch_warnings():
+      # TensorFlow's int8 calibrator runs the model with its own tf.lite.Interpreter,
+      # which warns that it is deprecated for ai_edge_litert's; the converter has no
+      # other calibrator, and the project runs every export with ai_edge_litert
+      # (model/runtimes.py), so that one warning is not the user's to act on.
+      warnings.filterwarnings("ignore", message=TF_INTERPRETER_DEPRECATION, category=UserWarning)
+      return converter.convert()
 
 
 def write_tflite(net, path: str, quantize: str = "none",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from typing import List, Optional
 
 import tensorflow as tf
@@ -18,7 +19,7 @@ import tensorflow as tf
 from configs.model import load_model_config
 from model.re3 import build_re3
 from model.rl_agent import build_rl_agent
-from model.tracking_graphs import Re3Graph, RLAgentGraph
+from model.tracking_graphs import Re3Graph, RLAgentGraph, re3_graph_for
 
 
 # The trackers the package ships (README model card): each a folder of
@@ -98,15 +99,8 @@ def _config_near(path: str) -> Optional[str]:
   return None
 
 
-def load_model(path: str, expect_task: Optional[str] = None):
-  """A model from a training model_dir (config.yaml + checkpoints) or a
-  checkpoint prefix beside/below a config.yaml, or "default" (the shipped
-  model) -> (task, net, checkpoint path, config.yaml path).
-
-  The checkpoint must hold the network as `model=` (tf.train.Checkpoint(
-  model=net, ...)), as the trainer writes it; every network variable must be
-  restored, or this fails naming the checkpoint.
-  """
+def _model_files(path: str):
+  """(checkpoint prefix, config.yaml) of a model_dir, a checkpoint prefix or "default"."""
   path = resolve_model_path(path)
   if tf.io.gfile.isdir(path):
     config_path = os.path.join(path, "config.yaml")
@@ -124,6 +118,19 @@ def load_model(path: str, expect_task: Optional[str] = None):
     config_path = _config_near(os.path.dirname(path))
     if config_path is None:
       raise ValueError(f"{path}: no config.yaml next to the checkpoint or in its parent folders")
+  return ckpt, config_path
+
+
+def load_model(path: str, expect_task: Optional[str] = None):
+  """A model from a training model_dir (config.yaml + checkpoints) or a
+  checkpoint prefix beside/below a config.yaml, or "default" (the shipped
+  model) -> (task, net, checkpoint path, config.yaml path).
+
+  The checkpoint must hold the network as `model=` (tf.train.Checkpoint(
+  model=net, ...)), as the trainer writes it; every network variable must be
+  restored, or this fails naming the checkpoint.
+  """
+  ckpt, config_path = _model_files(path)
   task, model_cfg = load_model_config(config_path)
   if expect_task is not None and task != expect_task:
     raise ValueError(f"{config_path}: task is {task!r}, this needs {expect_task!r}")
@@ -220,7 +227,8 @@ def check_checkpoint_data(prefix: str) -> None:
 
 def load_graph(path: str):
   """(task, graph) from a SavedModel export (loaded once) or a training model_dir /
-  checkpoint prefix (a fresh Re3Graph or RLAgentGraph around the restored model);
+  checkpoint prefix (a Re3Graph or RLAgentGraph around the restored model, shared
+  by every load of the same unchanged checkpoint);
   "default" is the shipped model."""
   path = resolve_model_path(path)
   if is_saved_model(path):
@@ -234,8 +242,38 @@ def load_graph(path: str):
     if task not in ("re3", "rl_agent"):
       raise ValueError(f"{path}: SavedModel is not a tracker export of model/export.py")
     return task, loaded
-  task, net, _, _ = load_model(path)
-  return task, (Re3Graph(net) if task == "re3" else RLAgentGraph(net))
+  key = _graph_key(path)
+  graph = _GRAPHS.get(key)
+  if graph is None:
+    task, net, _, _ = load_model(path)
+    graph = re3_graph_for(net) if task == "re3" else RLAgentGraph(net)
+    _GRAPHS[key] = graph
+  _LAST_GRAPH[:] = [graph]
+  return ("re3" if isinstance(graph, Re3Graph) else "rl_agent"), graph
+
+
+# Graphs loaded from a model_dir / checkpoint, keyed by the checkpoint files:
+# loading the same unchanged checkpoint again (a tracker made per sequence)
+# returns the graph already traced while anything still holds it (the last one
+# loaded is always held). A newer checkpoint or a rewritten file is a new key.
+_GRAPHS: "weakref.WeakValueDictionary" = weakref.WeakValueDictionary()
+_LAST_GRAPH: list = []
+
+
+def _graph_key(path: str):
+  """The checkpoint's and config's identity: path, and for local files inode,
+  mtime in ns and size (a checkpoint is written under a temporary name and
+  renamed, so a rewrite gets a new inode); remote files: mtime and size."""
+  ckpt, config_path = _model_files(path)
+
+  def stamp(f):
+    if "://" in f:
+      st = tf.io.gfile.stat(f)
+      return f, st.mtime_nsec, st.length
+    st = os.stat(f)
+    return os.path.abspath(f), st.st_ino, st.st_mtime_ns, st.st_size
+
+  return stamp(ckpt + ".index"), stamp(config_path)
 
 
 def load_re3_graph(path: str):

@@ -36,7 +36,7 @@ from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
 from model.loading import load_re3_graph, resolve_model_path, shipped_runtime
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
-from model.tracking_graphs import Re3Graph, crop_windows_tf
+from model.tracking_graphs import Re3Graph, crop_windows_tf, re3_graph_for
 
 RUNTIME_SUFFIXES = (export_tflite.TFLITE_SUFFIX, ONNX_SUFFIX)
 
@@ -227,7 +227,7 @@ def graph_for_net(net, precision: Optional[str] = None):
   'auto'; None = float32), chosen and logged by quantize.choose_precision.
   `net`'s own weights stay float32."""
   if precision in (None, "float32"):
-    return Re3Graph(net)
+    return re3_graph_for(net)                  # traced once per network, then shared
   choice = quantize.choose_precision(precision)
   logging.info("%s: %s", net.name, choice)
   if choice.precision == "bf16":

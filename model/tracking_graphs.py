@@ -192,6 +192,22 @@ class Re3Graph(tf.Module):
             "score": r["scores"][0]}
 
 
+_GRAPH_ATTR = "_re3_tracking_graph"
+
+
+def re3_graph_for(net) -> Re3Graph:
+  """The one Re3Graph of `net`, made on first use and reused by every later
+  tracker of the same network object, so a tracker made per sequence does not
+  trace its tf.functions again (seconds each time, and TensorFlow's retracing
+  warning). Held by the network itself (outside Keras attribute tracking), so
+  it lives as long as the network and is never saved with it."""
+  graph = net.__dict__.get(_GRAPH_ATTR)
+  if graph is None:
+    graph = Re3Graph(net)
+    object.__setattr__(net, _GRAPH_ATTR, graph)
+  return graph
+
+
 class RLAgentGraph(tf.Module):
   """Stateless tf.functions around an RLAgent (exported by model/export.py).
 

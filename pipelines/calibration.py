@@ -110,4 +110,5 @@ def main(argv, flag_values=None):
 if __name__ == "__main__":
   define_flags()
   app.run(cli_errors.guarded("pipelines.calibration", main, flags.FLAGS,
-                             cli_errors.EXPECTED_ERRORS + (tf.errors.OpError,)))
+                             cli_errors.EXPECTED_ERRORS + (tf.errors.OpError,)),
+          flags_parser=cli_errors.flags_parser(__doc__))

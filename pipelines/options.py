@@ -237,7 +237,10 @@ MNIST_HELP = {
 
 
 class GeneratorOptions(PipelineOptions):
-  """Both generator jobs."""
+  """Both generator jobs. They read no raw dataset: --input_dir is refused
+  (pipelines/synthetic/common.py) and left out of their --help."""
+
+  UNUSED_FLAGS = ("input_dir",)
 
   @classmethod
   def _add_argparse_args(cls, parser):

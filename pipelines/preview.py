@@ -126,7 +126,11 @@ def main(argv: Optional[List[str]] = None) -> int:
   flags.DEFINE_integer("frames_per_track", 8, "Frames (columns) per track.", flag_values=fl)
   flags.DEFINE_integer("cell_size", 128, "Pixel size of a frame on the sheet.", flag_values=fl)
   cli_errors.define_verbose_flag(fl)
-  fl(list(argv if argv is not None else sys.argv))
+  args = list(argv if argv is not None else sys.argv)
+  if cli_errors.help_requested(args[1:]):
+    print(cli_errors.help_text(__doc__, fl))
+    return 0
+  fl(args)
   for required in ("records", "output"):
     if not getattr(fl, required):
       print(f"--{required} is required", file=sys.stderr)

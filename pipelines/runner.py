@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -104,15 +104,31 @@ def maybe_print_help(argv, options_cls, prog: str, description: str) -> bool:
   if not any(a in ("-h", "--help") for a in argv):
     return False
   parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   formatter_class=_HelpFormatter,
                                    epilog="Beam's own flags (--direct_num_workers, "
                                           "--temp_location, ...) are accepted too.")
   for cls in options_cls.mro():
     if cls is not PipelineOptions and "_add_argparse_args" in cls.__dict__:
       cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  unused = set(getattr(options_cls, "UNUSED_FLAGS", ()))
+  for action in parser._actions:  # pylint: disable=protected-access
+    if action.dest in unused:
+      action.help = argparse.SUPPRESS        # a flag the job refuses is not offered
   _add_runner_help(parser.add_argument_group("runner"))
   parser.print_help()
   return True
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+  """The description as written; each flag's default where it has one (and its
+  help does not already say it)."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    if (action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        and "default" not in text.lower()):
+      text += " (default: %(default)s)"
+    return text
 
 
 def _add_runner_help(group) -> None:
@@ -185,7 +201,32 @@ def run_job(argv: Optional[Sequence[str]], options_cls, validate: Callable[[Any]
   summary = ", ".join(f"{k}={v}" for k, v in sorted(counters.items()))
   print(f"{job_name}: done in {elapsed:.1f}s; {summary}{source}")
   output_dir.check_written(job_opts.output_dir, counters, job_name)
+  for line in written_lines(job_opts.output_dir, splits or [job_opts.split]):
+    print(f"{job_name}: {line}")
   return counters
+
+
+def written_lines(out_dir: str, splits: Sequence[str]) -> List[str]:
+  """Where the job wrote, per split, and how many of its shards are empty (a
+  hash of the track id picks the shard, so fewer records than shards, or not
+  many more, leave some empty: that is said, with a --num_shards that fits)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # TF only once a job ran (gs:// paths)
+  path = os.path.join(out_dir, output_dir.INFO_NAME)
+  with tf.io.gfile.GFile(path) as f:
+    info = json.load(f)
+  lines = []
+  for split in splits:
+    s = info.get("splits", {}).get(split, {})
+    lengths = [int(n) for n in s.get("shard_lengths", [])]
+    line = (f"wrote {sum(lengths)} records in {len(lengths)} shard(s) of split {split!r} to "
+            f"{out_dir} (and {output_dir.INFO_NAME})")
+    empty = sum(1 for n in lengths if n == 0)
+    if empty:
+      line += (f"; {empty} of the {len(lengths)} shards are empty (a hash of the track id picks "
+               f"the shard): a lower --num_shards (e.g. {max(1, sum(lengths) // 4)}) leaves "
+               "fewer empty")
+    lines.append(line)
+  return lines
 
 
 def written_counts(out_dir: str, splits: Sequence[str]) -> Dict[str, int]:

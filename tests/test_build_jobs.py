@@ -263,3 +263,14 @@ def test_max_side_downscales_frames_and_boxes(tmp_path):
   np.testing.assert_allclose(r["boxes"], [[5, 2, 15, 7], [6, 3, 16, 8]], atol=1e-5)
   for enc in r["image/encoded"]:
     assert tf.io.decode_jpeg(enc).shape == (20, 30, 3)
+
+
+def test_jobs_say_where_they_wrote_and_which_shards_are_empty(tmp_path):
+  from pipelines import runner  # pylint: disable=g-import-not-at-top
+  (tmp_path / "dataset_info.json").write_text(json.dumps({"splits": {
+      "train": {"shard_lengths": [2, 0, 3, 0, 0, 1, 1, 1]},
+      "val": {"shard_lengths": [4, 4]}}}))
+  train, val = runner.written_lines(str(tmp_path), ["train", "val"])
+  assert train.startswith(f"wrote 8 records in 8 shard(s) of split 'train' to {tmp_path}")
+  assert "3 of the 8 shards are empty" in train and "--num_shards (e.g. 2)" in train
+  assert val.startswith("wrote 8 records in 2 shard(s) of split 'val'") and "empty" not in val

@@ -87,7 +87,7 @@ def test_select_tracks_saves_and_stops_on_keys(shared_dir, model_dir, tmp_path):
   for line, img in zip(lines[1:], src[1:]):
     np.testing.assert_allclose([float(v) for v in line.split(",")], ref.update(img)[1], atol=6e-3)  # 2 decimals
   (saved,) = result["saved"]
-  assert saved.endswith("re3_frame_000003.png")
+  assert saved.endswith("re3_frame_000002.png")   # 0-based, as the frame labels
   np.testing.assert_array_equal(np.asarray(Image.open(saved)), display.shown[2])
 
 
@@ -193,6 +193,35 @@ def test_track_command_render_has_legend_and_frame_number(shared_dir, model_dir,
   assert len(frames_) == 3
   assert _has_color(frames_[0][:40, :30], render.tracker_color(0), tol=70)  # GIF palette
   assert not np.array_equal(frames_[0][:24, -90:], frames_[1][:24, -90:])   # frame 1, frame 2
+
+
+def test_render_keeps_the_input_frame_rate_and_labels_frames_from_0(shared_dir, model_dir,
+                                                                   tmp_path, monkeypatch, capsys):
+  import cv2  # pylint: disable=g-import-not-at-top  # a core dependency
+  imgs = list(frames.FrameSource(_deer(shared_dir)))[:4]
+  video = str(tmp_path / "in.mp4")
+  writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 25.0,
+                           (imgs[0].shape[1], imgs[0].shape[0]))
+  for img in imgs:
+    writer.write(img[..., ::-1])
+  writer.release()
+  numbers = []
+  annotate = render.annotate
+  monkeypatch.setattr(render, "annotate",
+                      lambda *a, **k: numbers.append(k.get("frame_number")) or annotate(*a, **k))
+  out = tmp_path / "r.mp4"
+  track.main([], _flags([f"--model={model_dir}", f"--input={video}", "--box=306,5,95,65",
+                         f"--output={tmp_path / 'b.txt'}", f"--render={out}"]))
+  assert f"; wrote {tmp_path / 'b.txt'} and {out}" in capsys.readouterr().err   # says where
+  cap = cv2.VideoCapture(str(out))
+  assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(25.0)       # not the old fixed 20
+  assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+  assert numbers == [0, 1, 2, 3]      # as line i + 1 of --output and 0-based --box pixels
+  # frames without a rate of their own keep the default; --render_fps still wins
+  assert frames.FrameSource(_deer(shared_dir)).frame_rate() is None
+  track.main([], _flags([f"--model={model_dir}", f"--input={video}", "--box=306,5,95,65",
+                         "--render_fps=10", f"--output={tmp_path / 'b.txt'}", f"--render={out}"]))
+  assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
 
 
 def _gui_opencv_env():

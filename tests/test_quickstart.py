@@ -102,3 +102,23 @@ def test_quickstart_compares_with_the_peers_when_their_files_are_found(shared_di
   monkeypatch.delenv("RE3_PEER_MODELS")
   monkeypatch.setattr(quickstart, "DEFAULT_PEER_MODELS", str(tmp_path / "none"))
   assert quickstart.default_peer_models() is None
+
+
+def test_resumed_training_is_not_reported_as_a_nan_loss():
+  assert quickstart.train_note({"step": 1200, "loss": 0.25}, "m") == "step 1200, final loss 0.250"
+  note = quickstart.train_note({"step": 1200, "loss": float("nan")}, "runs/q/model")
+  assert "nan" not in note and "already trained" in note and "runs/q/model" in note
+  assert "already trained" in quickstart.train_note({"step": 1200}, "m")
+
+
+def test_a_long_stage_is_not_silent():
+  import io  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  out = io.StringIO()
+  beat = threading.Event()
+  with quickstart.still_running("the job", every=0.01, out=out):
+    for _ in range(3000):
+      if "still running" in out.getvalue():
+        break
+      beat.wait(0.01)
+  assert out.getvalue().startswith("  ... the job still running (")

@@ -116,3 +116,59 @@ def test_commands_print_only_their_own_lines(shared_dir, tmp_path):
   assert code == 0, err
   assert len(out.splitlines()) == 3                          # the boxes
   assert err.strip().startswith("tracked 3 frames") and len(err.strip().splitlines()) == 1, err
+
+
+_API = ("import numpy as np\n"
+        "from model.tracker import Re3Tracker\n"
+        "tracker = Re3Tracker.load('default')\n"
+        "frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)\n"
+        "tracker.init(frame, (40, 30, 30, 30))\n"
+        "print('ok', tracker.update(frame)[0])\n")
+
+
+@pytest.mark.slow
+def test_tracker_api_is_silent_unless_re3_verbose(tmp_path):
+  """README's API lines as a new user runs them (no TF_CPP_MIN_LOG_LEVEL): no
+  start-up line (cuInit, cuda drivers, oneDNN, cpu_feature_guard, the absl
+  banner) and no PredictCost warning of the first update; RE3_VERBOSE=1 shows them."""
+  code, out, err = _run(["-c", _API], _fresh_env(), str(tmp_path))
+  assert code == 0 and out.strip() == "ok True", err
+  assert err.strip() == "", err
+  code, out, err = _run(["-c", _API], dict(_fresh_env(), RE3_VERBOSE="1"), str(tmp_path))
+  assert code == 0 and FOREIGN.search(err) and "PredictCost" in err, err
+
+
+def _fake_tensorflow(tmp_path, gpus="[]"):
+  """A `tensorflow` package whose import writes a CUDA start-up line to fd 2."""
+  pkg = tmp_path / "tensorflow"
+  pkg.mkdir()
+  (pkg / "__init__.py").write_text(
+      "import os, types\nos.write(2, b'failed call to cuInit: native start-up line\\n')\n"
+      f"config = types.SimpleNamespace(list_physical_devices=lambda kind=None: {gpus})\n")
+  return dict(_fresh_env(), PYTHONPATH=os.pathsep.join([str(tmp_path), REPO]))
+
+
+def test_api_import_hides_start_up_lines_a_verbose_command_shows_them(tmp_path):
+  env = _fake_tensorflow(tmp_path)
+  code, out, err = _run(["-c", "import model, tensorflow, os; "
+                               "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"], env, str(tmp_path))
+  assert code == 0 and "native start-up line" not in err and out.strip() == "2", err
+  # a command line with --verbose (which imports `model` first) gets everything back
+  code, out, err = _run(["-c", "import model; from configs import quiet; "
+                               "quiet.setup(argv=['--verbose']); import tensorflow, os; "
+                               "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'))"], env, str(tmp_path))
+  assert code == 0 and "native start-up line" in err and out.strip() == "None", err
+  # the user's own TF_CPP_MIN_LOG_LEVEL=0 is respected
+  code, _, err = _run(["-c", "import model, tensorflow"], dict(env, TF_CPP_MIN_LOG_LEVEL="0"),
+                      str(tmp_path))
+  assert code == 0 and "native start-up line" in err, err
+
+
+def test_cuda_start_up_error_shows_where_an_nvidia_driver_is(tmp_path, monkeypatch):
+  """On a machine with an NVIDIA driver a failed CUDA start-up is a real error."""
+  env = _fake_tensorflow(tmp_path)
+  probe = ("from configs import quiet; quiet._gpu_expected = lambda: {}; import model, tensorflow")
+  code, _, err = _run(["-c", probe.format(True)], env, str(tmp_path))
+  assert code == 0 and "failed call to cuInit" in err, err
+  code, _, err = _run(["-c", probe.format(False)], env, str(tmp_path))
+  assert code == 0 and err.strip() == "", err

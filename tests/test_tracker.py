@@ -170,3 +170,30 @@ def test_bad_images_and_call_order(graph):
     tracker.init(np.zeros([10, 10, 2], np.uint8), (1, 1, 3, 3))
   with pytest.raises(ValueError, match="reset_period"):
     Re3Tracker(graph, reset_period=-1)
+
+
+def test_trackers_of_one_network_share_one_traced_graph(frames, tmp_path):
+  """A tracker made per sequence reuses the graph traced for the first one
+  (no tf.function retracing: TensorFlow warns after five)."""
+  imgs, gt = frames
+  net = tu.tiny_re3(seed=3)
+  trackers = [Re3Tracker.from_net(net) for _ in range(3)]
+  boxes = [_run(t, imgs[:3], gt[0]) for t in trackers]
+  assert trackers[0].graph is trackers[1].graph is trackers[2].graph
+  assert trackers[0].graph.init_batch.experimental_get_tracing_count() == 1
+  assert trackers[0].graph.track_step_carry_batch.experimental_get_tracing_count() == 1
+  np.testing.assert_array_equal(boxes[0], boxes[2])
+  # the network's checkpoint does not gain the graph
+  names = {n for n, _ in tf.train.list_variables(
+      tf.train.Checkpoint(model=net).write(str(tmp_path / "ckpt")))}
+  assert not any("tracking_graph" in n for n in names)
+
+
+def test_loading_one_checkpoint_again_reuses_its_graph(tmp_path):
+  net = tu.tiny_re3(seed=4)
+  model_dir = tu.make_model_dir(tmp_path / "m", net, "re3")
+  first = Re3Tracker.load(model_dir)
+  assert Re3Tracker.load(model_dir).graph is first.graph
+  # a newer checkpoint in the same model_dir is loaded anew
+  tu.make_model_dir(tmp_path / "m", net, "re3")
+  assert Re3Tracker.load(model_dir).graph is not first.graph

@@ -48,13 +48,17 @@ from configs import cli as cli_errors, quiet
 
 quiet.setup()
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
+import logging as py_logging  # noqa: E402
+import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, List, Optional, Sequence  # noqa: E402
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import experiment  # noqa: E402
@@ -163,13 +167,45 @@ def build_synthetic(output_dir: str, num_tracks: int, track_length: int, canvas_
           f"--split={split}", f"--name={name}", "--num_shards=2", f"--preview={preview}",
           "--runner=DirectRunner"]
   print("  python -m pipelines.build_synthetic " + " ".join(argv))
-  counters = job.main(argv)
+  with still_running("the Beam job"):
+    counters = job.main(argv)
   made = {k: v for k, v in (counters or {}).items() if "generated" in k or "rejected" in k}
   if made:
     print("  counters: " + ", ".join(f"{k}={v}" for k, v in sorted(made.items())))
   if not _records_present(output_dir, name, split):
     raise RuntimeError(f"pipelines.build_synthetic wrote no {split} records to {output_dir}")
   return output_dir
+
+
+@contextlib.contextmanager
+def still_running(what: str, every: float = 15.0, out=None):
+  """Prints `  ... {what} still running (N s)` every `every` seconds while the
+  block runs (a stage without progress of its own is not silent)."""
+  stop = threading.Event()
+  t0 = time.time()
+
+  def beat():
+    while not stop.wait(every):
+      print(f"  ... {what} still running ({time.time() - t0:.0f} s)", file=out or sys.stdout,
+            flush=True)
+
+  thread = threading.Thread(target=beat, daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    stop.set()
+    thread.join()
+
+
+def train_note(result: Dict[str, float], model_dir: str) -> str:
+  """The train stage's summary; a run resumed at its last step trains nothing
+  and has no loss to report (not "final loss nan")."""
+  loss = float(result.get("loss", float("nan")))
+  if math.isfinite(loss):
+    return f"step {result.get('step')}, final loss {loss:.3f}"
+  return (f"step {result.get('step')}: already trained (resumed from {model_dir}; "
+          "--fresh starts over), no step run")
 
 
 def write_otb_sequence(records_dir: str, name: str, split: str, out_root: str,
@@ -300,7 +336,7 @@ def render_gif(seq_root: str, seq_name: str, boxes_path: str, gif_path: str,
     ok = bool(np.all(np.isfinite(pred[i])))
     render.add(annotate(seq.frames[i], [Layer(GT_LABEL, gt[i], GT_COLOR),
                                         Layer("re3", pred[i], tracker_color(0), ok)],
-                        frame_number=i + 1))
+                        frame_number=i))
   render.close()
   return gif_path
 
@@ -366,8 +402,7 @@ def run(output_dir: str, config: str = DEFAULT_CONFIG, overrides: Sequence[str] 
   # 2. train
   t0 = stages.start("train", f"a small Re3 ({os.path.relpath(config, REPO_ROOT)})")
   result = train(config, paths["model_dir"], paths["records"], overrides, train_steps, progress)
-  stages.done("train", t0, f"step {result.get('step')}, final loss "
-              f"{float(result.get('loss', float('nan'))):.3f}")
+  stages.done("train", t0, train_note(result, paths["model_dir"]))
 
   # 3. export
   t0 = stages.start("export", "SavedModel with the stateless tracking signatures")
@@ -431,6 +466,9 @@ def main(argv, flag_values=None):
   f = flag_values or flags.FLAGS
   if not f.output_dir:
     raise app.UsageError("--output_dir is required")
+  # The training lines as the stage lines are written, not in absl's
+  # "I1207 20:12:52.116037 140421147667328 trainer.py:303]" format.
+  logging.get_absl_handler().setFormatter(py_logging.Formatter("  %(message)s"))
   run(f.output_dir, f.config, f.set, f.num_tracks, f.track_length, f.canvas_size,
       f.train_steps, f.otb_dir, f.sequence, f.generated_length, f.max_frames, f.compare,
       f.seed, f.fresh, f.progress, f.peer_models)
@@ -439,4 +477,4 @@ def main(argv, flag_values=None):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))

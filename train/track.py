@@ -133,7 +133,7 @@ def track(tracker, source: frames.FrameSource, box_xywh, out,
       render.add(render_lib.annotate(
           frame, [render_lib.Layer(getattr(tracker, "name", "tracker"), box,
                                    render_lib.tracker_color(0), ok)],
-          frame_number=number))
+          frame_number=number - 1))   # 0-based, as --box and the output lines
   if not times:
     raise ValueError(f"{source.path}: no frames")
   return {"frames": len(times), "tracker_s": np.asarray(times),
@@ -170,7 +170,8 @@ def define_flags(flag_values=flags.FLAGS):
                       flag_values=flag_values)
   flags.DEFINE_string("render", None, "Write an annotated .gif, .mp4 or .avi.",
                       flag_values=flag_values)
-  flags.DEFINE_float("render_fps", 20.0, "Frame rate of the rendered video.",
+  flags.DEFINE_float("render_fps", None, "Frame rate of the rendered video (default: the "
+                     "input video's; 20 for frames).",
                      flag_values=flag_values)
   flags.DEFINE_integer("max_frames", 0, "Stop after this many frames (0 = all).",
                        flag_values=flag_values)
@@ -203,7 +204,8 @@ def select_main(FLAGS, source, display=None) -> dict:  # pylint: disable=invalid
     problem = live.display_problem()
     if problem:
       raise ValueError(problem)
-  render = render_lib.Renderer(FLAGS.render, FLAGS.render_fps) if FLAGS.render else None
+  render = render_lib.Renderer(FLAGS.render, FLAGS.render_fps or source.frame_rate()
+                               or render_lib.DEFAULT_FPS) if FLAGS.render else None
   display = display or live.OpenCVWindow()
   out = open(FLAGS.output, "w") if FLAGS.output else sys.stdout
   try:
@@ -324,8 +326,8 @@ def main(argv, flag_values=None):
       raise ValueError(f"--render must end in {', '.join(render_lib.RENDER_EXTENSIONS)}, "
                        f"got {FLAGS.render!r}")
     render_tmp = _partial_name(FLAGS.render)
-    render = _NamedOutput(render_lib.Renderer(render_tmp, FLAGS.render_fps), "--render",
-                          FLAGS.render)
+    render = _NamedOutput(render_lib.Renderer(render_tmp, FLAGS.render_fps or source.frame_rate()
+                                              or render_lib.DEFAULT_FPS), "--render", FLAGS.render)
   tracker = trackers.load_tracker(FLAGS.model, FLAGS.reset_period)
   output_tmp = _partial_name(FLAGS.output) if FLAGS.output else None
   done = False
@@ -354,7 +356,9 @@ def main(argv, flag_values=None):
     if not done:
       _discard(output_tmp)
       _discard(render_tmp)
-  print(fps_report(result, render is not None), file=sys.stderr)
+  written = [final for final in (FLAGS.output, FLAGS.render) if final]
+  print(fps_report(result, render is not None)
+        + (f"; wrote {' and '.join(written)}" if written else ""), file=sys.stderr)
   problems = []
   if source.lost_frames:
     shown = ", ".join(map(str, source.lost_frames[:10])) + (

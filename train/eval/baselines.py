@@ -20,6 +20,7 @@ from typing import Callable, Dict, Optional, Protocol, Tuple, runtime_checkable
 import numpy as np
 
 from model.tracker_inputs import as_rgb, check_box_xywh
+from train.eval.frames import OPENCV_REINSTALL
 
 
 @runtime_checkable
@@ -56,9 +57,8 @@ def import_cv2():
   try:
     import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
   except ImportError as e:
-    raise ImportError(
-        "OpenCV comparison trackers need opencv-contrib-python-headless "
-        "(pip install 're3-tf[opencv]')") from e
+    raise ImportError(f"OpenCV comparison trackers need OpenCV, which did not import ({e}): "
+                      f"{OPENCV_REINSTALL}") from e
   return cv2
 
 
@@ -76,7 +76,7 @@ class OpenCVTracker:
       factory = getattr(cv2, self.FACTORIES[kind], None)
       if factory is None:
         raise ImportError(f"this OpenCV build has no cv2.{self.FACTORIES[kind]} "
-                          "(install opencv-contrib-python-headless)")
+                          f"(its contrib modules are missing: {OPENCV_REINSTALL})")
     self._cv2 = cv2
     self._factory = factory
     self.name = kind

@@ -21,7 +21,7 @@ from configs import cli as cli_errors
 # What the commands turn into one line: bad values and files, and a missing
 # optional dependency (OpenCV), whose message names the package.
 EXPECTED_ERRORS = cli_errors.EXPECTED_ERRORS + (ImportError,)
-HELP_ARGS = ("-h", "-?", "--help", "--helpshort")
+HELP_ARGS = cli_errors.HELP_ARGS
 
 
 def help_text(doc: str, flag_name: str, flag_values=flags.FLAGS) -> str:

@@ -39,6 +39,11 @@ from pipelines.readers import sequences as sequence_readers
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
+# OpenCV is a dependency of the package (opencv-contrib-python-headless: video
+# files, the contrib trackers); when cv2 does not import, another OpenCV wheel
+# (e.g. opencv-python, pulled by the vot extra) replaced or broke it.
+OPENCV_REINSTALL = "pip install --force-reinstall --no-deps opencv-contrib-python-headless"
+
 
 def natural_key(name: str):
   """Sort key that orders `frame2` before `frame10`."""
@@ -107,6 +112,22 @@ class FrameSource:
       self._paths = self._paths[first:]     # tracking starts where the target is first given
       self.first_box_xywh = geometry.xyxy_to_xywh(seq.boxes_xyxy[first])
 
+  def frame_rate(self) -> Optional[float]:
+    """The video file's frame rate from its header; None for frames, image
+    lists, cameras, and a header without one."""
+    if self._video is None:
+      return None
+    try:
+      import cv2  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      return None                    # reading the frames says what is missing
+    cap = cv2.VideoCapture(self._video)
+    try:
+      fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) if cap.isOpened() else 0.0
+    finally:
+      cap.release()
+    return fps if np.isfinite(fps) and 0 < fps < 1000 else None
+
   @property
   def truncated(self) -> bool:
     """True when a video read to its end gave fewer frames than its header says."""
@@ -140,9 +161,10 @@ class FrameSource:
 
   def _camera_frames(self) -> Iterator[np.ndarray]:
     try:
-      import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+      import cv2  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ImportError("reading a camera needs opencv-contrib-python") from e
+      raise ImportError(f"reading a camera needs OpenCV, which did not import ({e}): "
+                        f"{OPENCV_REINSTALL}") from e
     cap = cv2.VideoCapture(self.camera)
     if not cap.isOpened():
       raise ValueError(f"--input {self.path}: camera {self.camera} cannot be opened (no such "
@@ -165,9 +187,10 @@ class FrameSource:
 
   def _video_frames(self) -> Iterator[np.ndarray]:
     try:
-      import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+      import cv2  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ImportError("reading video files needs opencv-contrib-python-headless") from e
+      raise ImportError(f"reading video files needs OpenCV, which did not import ({e}): "
+                        f"{OPENCV_REINSTALL}") from e
     path = self._video
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():

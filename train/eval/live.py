@@ -167,13 +167,13 @@ def run_live(make_tracker: Callable[[int], object], source, display, out,
       annotated = render_lib.annotate(
           frame, [render_lib.Layer(lab, b, c, ok)
                   for lab, b, c, ok in zip(labels, current, colors, oks)],
-          frame_number=index + 1, extra_text=f"{fps:.1f} FPS")
+          frame_number=index, extra_text=f"{fps:.1f} FPS")
       if render is not None:
         render.add(annotated)
       key = display.show(annotated)
       if key in SAVE_KEYS:
         os.makedirs(save_dir, exist_ok=True)
-        path = os.path.join(save_dir, f"re3_frame_{index + 1:06d}.png")
+        path = os.path.join(save_dir, f"re3_frame_{index:06d}.png")
         Image.fromarray(annotated).save(path)
         saved.append(path)
         print(f"saved {path}", file=log, flush=True)

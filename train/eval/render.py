@@ -3,7 +3,7 @@ is the ground truth, which is each tracker) and the frame number, written as
 GIF (PIL) or MP4 / AVI (OpenCV, the `opencv` extra).
 
     frame = annotate(image, [Layer("ground truth", gt_box, GT_COLOR),
-                             Layer("re3", box, tracker_color(0), ok)], frame_number=i + 1)
+                             Layer("re3", box, tracker_color(0), ok)], frame_number=i)
 
 A tracker's box is drawn in its colour while it reports ok and in LOST_COLOR
 (its legend entry then says "lost") when it does not.
@@ -17,6 +17,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from train.eval.frames import OPENCV_REINSTALL
 
 RENDER_EXTENSIONS = (".gif", ".mp4", ".avi")
 OK_COLOR = (0, 255, 0)
@@ -89,7 +91,8 @@ def annotate(image: np.ndarray, layers: Sequence[Layer], frame_number: Optional[
              legend: bool = True, extra_text: str = "", width: int = 3) -> np.ndarray:
   """A copy of the frame with every layer's box, a legend (top left: a swatch
   and label per layer) and the frame number (top right, with `extra_text`,
-  e.g. the frame rate). A box with a NaN is not drawn but keeps its legend row."""
+  e.g. the frame rate). Frame numbers are 0-based, as boxes and --box are:
+  frame 0 is the first frame (line 1 of a box file). A box with a NaN is not drawn but keeps its legend row."""
   img = Image.fromarray(np.ascontiguousarray(image))
   draw = ImageDraw.Draw(img)
   for layer in layers:
@@ -106,10 +109,13 @@ def annotate(image: np.ndarray, layers: Sequence[Layer], frame_number: Optional[
   return np.asarray(img)
 
 
+DEFAULT_FPS = 20.0     # frames without a rate of their own (image folders, lists)
+
+
 class Renderer:
   """GIF (PIL) or MP4/AVI (OpenCV) writer of annotated frames."""
 
-  def __init__(self, path: str, fps: float = 20.0, max_side: int = 640):
+  def __init__(self, path: str, fps: float = DEFAULT_FPS, max_side: int = 640):
     self.path, self.fps, self.max_side = path, fps, max_side
     ext = os.path.splitext(path)[1].lower()
     if ext not in RENDER_EXTENSIONS:
@@ -133,10 +139,10 @@ class Renderer:
       self._gif.append(Image.fromarray(frame))
       return
     try:
-      import cv2  # optional dependency (the opencv extra)  # pylint: disable=g-import-not-at-top
+      import cv2  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ImportError(f"{self.path}: writing {self.ext} needs opencv-contrib-python-headless "
-                        "(or render a .gif)") from e
+      raise ImportError(f"{self.path}: writing {self.ext} needs OpenCV, which did not import "
+                        f"({e}): {OPENCV_REINSTALL} (or render a .gif)") from e
     if self._writer is None:
       self._size = (frame.shape[1], frame.shape[0])
       fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.ext == ".mp4" else "MJPG"))

@@ -91,5 +91,5 @@ def _define_flags():
 
 if __name__ == "__main__":
   _define_flags()
-  app.run(main)
+  app.run(main, flags_parser=cli_errors.flags_parser(__doc__))
   sys.exit(0)
