@@ -39,7 +39,7 @@ def test_a_shipped_fast_runtime_is_used_by_name_only(shared_dir, tmp_path, monke
     return np.array([tracker.update(f)[1] for f in imgs[1:]])
 
   fast = Re3Tracker.load("default")
-  assert (fast.runtime, fast.precision) == ("litert", "float32")
+  assert (fast.runtime, fast.precision) == ("litert", "float32")   # --runtime litert
   by_path = Re3Tracker.load(str(pretrained / "tiny_fast"))
   assert by_path.runtime == "tensorflow"
   assert Re3Tracker.load("tiny_fast", precision="float32").runtime == "tensorflow"
