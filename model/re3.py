@@ -42,6 +42,17 @@ features are flatten(tap_k(block t_k)) for each t_k of `tower_taps` (1x1 conv
 with `tap_filters[k]` channels + PReLU, as the CaffeNet skips) ++
 flatten(last block). fc6, the LSTMs and the head are the same.
 `model.towers.efficientnet_import.load_tower_weights(net)` loads the ImageNet weights.
+`model.tower: nanotrack_v2` is NanoTrack v2's tracking-pretrained backbone
+(model.towers.nanotrack, the same taps), loaded by
+`model.towers.nanotrack.load_tower_weights(net, path)`.
+
+With `model.template: xcorr` the net has a memory of the target: the state is
+(h1, c1, h2, c2) followed by the template rows (`state_parts` in all), the
+template being the central half of the init crop's last tower block. Each step
+correlates it (cosine, pixel-wise) with the current crop's last block and feeds
+the map to fc6 beside the pair features; `step_scored` also returns the
+tracking score (each template cell's best match, averaged). A zero template is
+filled by the first step from its previous crop (the init crop).
 """
 
 from __future__ import annotations
@@ -277,7 +288,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def embed(self, prev_crops, curr_crops, training: bool = False, template=None,
             steps: int = 1):
-    """fc6 features of crop pairs [N, S, S, 3] x 2 -> ([N, fc6_units], template).
+    """fc6 features of crop pairs [N, S, S, 3] x 2 -> ([N, fc6_units], template, score).
 
     Both crops go through the tower in one call (batch 2N): one set of big
     convolutions instead of two. With model.template: xcorr, `template`
@@ -303,7 +314,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
       else:
         empty = tf.reduce_all(tf.equal(template, 0.0), axis=[1, 2])
         template = tf.where(empty[:, None, None], first, tf.cast(template, tf.float32))
-      per_row = template if isinstance(steps, int) and steps == 1 else tf.repeat(template, steps, axis=0)
+      one = isinstance(steps, int) and steps == 1
+      per_row = template if one else tf.repeat(template, steps, axis=0)
       corr = self.correlate(per_row, last[n:])
       score = self.template_score(corr)
       parts.append(tf.cast(corr, feats.dtype))
