@@ -24,12 +24,12 @@ from model.tracking_graphs import Re3Graph, RLAgentGraph, re3_graph_for
 
 # The trackers the package ships (README model card): each a folder of
 # model/pretrained/ with config.yaml and a weights-only checkpoint, loadable by
-# its folder name; "default" is one of them. A folder may also hold a faster
+# its folder name; "default" is one of them. A folder may also name a faster
 # runtime of the same weights (RUNTIME_FILE, written by
-# train.experiments.ship_default --fast_runtime) that loading by name uses.
+# train.experiments.ship_default --runtime) that loading by name uses.
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 DEFAULT_MODEL_NAME = "default"
-DEFAULT_SHIPPED = "re3_lite0"
+DEFAULT_SHIPPED = "re3_nano"   # README model card; "re3_lite0" stays loadable by name
 DEFAULT_MODEL_DIR = os.path.join(PRETRAINED_DIR, DEFAULT_SHIPPED)
 RUNTIME_FILE = "runtime.yaml"
 
@@ -59,20 +59,19 @@ def resolve_model_path(path: str) -> str:
 
 
 def shipped_runtime(folder: str) -> Optional[dict]:
-  """The faster runtime a shipped folder names ({file, runtime, note}), or None."""
+  """The faster runtime a shipped folder names in RUNTIME_FILE ({runtime,
+  quantize, note}: a LiteRT step export of its weights, built on first use
+  into the cache, model.runtimes.cached_litert_export), or None."""
   path = os.path.join(folder, RUNTIME_FILE)
   if not os.path.exists(path):
     return None
   import yaml  # pylint: disable=g-import-not-at-top
   with open(path) as f:
     spec = yaml.safe_load(f) or {}
-  if not isinstance(spec, dict) or "file" not in spec:
-    raise ValueError(f"{path}: needs a 'file' entry naming the runtime export in {folder}")
-  spec = dict(spec)
-  spec["file"] = os.path.join(folder, spec["file"])
-  if not os.path.exists(spec["file"]):
-    raise ValueError(f"{path}: names {spec['file']}, which is missing")
-  return spec
+  if not isinstance(spec, dict) or "quantize" not in spec:
+    raise ValueError(f"{path}: needs a 'quantize' entry (the LiteRT export's quantization: "
+                     "none, fp16 or dynamic)")
+  return dict(spec)
 
 
 def is_saved_model(path: str) -> bool:

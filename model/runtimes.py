@@ -34,7 +34,8 @@ import tensorflow as tf
 
 from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
-from model.loading import load_re3_graph, resolve_model_path, shipped_runtime
+from model.loading import (find_checkpoint, load_model, load_re3_graph, resolve_model_path,
+                           shipped_runtime)
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
 from model.tracking_graphs import Re3Graph, crop_windows_tf, re3_graph_for
 
@@ -242,6 +243,47 @@ def graph_for_net(net, precision: Optional[str] = None):
   return graph
 
 
+CACHE_ENV = "RE3_CACHE_DIR"
+
+
+def cache_dir() -> str:
+  """Where built runtimes are kept: $RE3_CACHE_DIR, else ~/.cache/re3-tf."""
+  return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "re3-tf")
+
+
+def cached_litert_export(model_dir: str, quantize: str) -> str:
+  """The LiteRT step export of a model_dir's latest checkpoint in `quantize`,
+  converted on first use (a few seconds) and kept in cache_dir() under a name
+  made of the checkpoint's contents, so a changed checkpoint converts again.
+  The shipped weights are stored once (the checkpoint), not twice."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  ckpt = find_checkpoint(model_dir)
+  if ckpt is None:
+    raise ValueError(f"{model_dir}: no checkpoint to build the LiteRT runtime from")
+  digest = hashlib.sha256(quantize.encode())
+  for name in sorted(os.listdir(os.path.dirname(ckpt) or ".")):
+    if name.startswith(os.path.basename(ckpt) + "."):
+      with open(os.path.join(os.path.dirname(ckpt), name), "rb") as f:
+        digest.update(f.read())
+  out = os.path.join(cache_dir(), "runtimes", f"re3-{digest.hexdigest()[:20]}-{quantize}"
+                     f"{export_tflite.TFLITE_SUFFIX}")
+  if os.path.exists(out):
+    return out
+  _, net, _, _ = load_model(model_dir, expect_task="re3")
+  try:
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    # a name of this process's own, then an atomic rename: two processes
+    # building at once both succeed and leave one file
+    tmp = out[:-len(export_tflite.TFLITE_SUFFIX)] + f".build-{os.getpid()}" + export_tflite.TFLITE_SUFFIX
+    export_tflite.write_tflite(net, tmp, quantize)
+    os.replace(tmp, out)
+  except OSError as e:
+    raise ValueError(f"cannot write the LiteRT runtime of {model_dir} to {out} ({e}); set "
+                     f"{CACHE_ENV} to a writable folder, or load the model by its path for "
+                     "the TensorFlow graph") from None
+  return out
+
+
 def load_re3_runtime(path: str, precision: Optional[str] = None):
   """A tracking graph from a .tflite / .onnx step export, a SavedModel, a
   training model_dir or a shipped model's name ("default"); `precision` (see
@@ -253,8 +295,9 @@ def load_re3_runtime(path: str, precision: Optional[str] = None):
   # path, or any precision, gives the TensorFlow graph instead.
   fast = shipped_runtime(folder) if folder != path and precision is None else None
   if fast is not None:
-    logging.info("%s: %s", path, fast.get("note") or fast.get("runtime", "step export"))
-    return StepGraph(load_step_backend(fast["file"]))
+    export = cached_litert_export(folder, str(fast["quantize"]))
+    logging.info("%s: %s (%s)", path, fast.get("runtime", "LiteRT"), export)
+    return StepGraph(load_step_backend(export))
   if path.endswith(RUNTIME_SUFFIXES):
     if precision not in (None, "float32", "auto"):
       raise ValueError(f"{path}: a step export runs in the precision it was exported in; "

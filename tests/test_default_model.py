@@ -1,6 +1,8 @@
 """The shipped default tracker: loads by name in a fresh process with no
-network and no training, is the track command's default, and is what its
-model card says (EfficientNet-Lite0 tower, under 25 MB)."""
+network and no training, runs its LiteRT fp16 step there, is the track
+command's default, and is what its model card says (NanoTrack v2 tower with
+the template memory, under 25 MB, NanoTrack's Apache-2.0 notice beside it);
+the previous default (EfficientNet-Lite0) stays loadable by name."""
 
 import os
 import subprocess
@@ -10,7 +12,8 @@ import numpy as np
 
 from tests.conftest import REPO
 
-DEFAULT_DIR = REPO / "model" / "pretrained" / "re3_lite0"
+DEFAULT_DIR = REPO / "model" / "pretrained" / "re3_nano"
+PREVIOUS_DIR = REPO / "model" / "pretrained" / "re3_lite0"
 
 
 def _env():
@@ -23,10 +26,14 @@ def _env():
 
 def test_default_model_is_shipped_small_and_pretrained_tower():
   from configs.model import load_model_config
-  assert (DEFAULT_DIR / "config.yaml").exists(), "model/pretrained/re3_lite0/config.yaml missing"
+  assert (DEFAULT_DIR / "config.yaml").exists(), "model/pretrained/re3_nano/config.yaml missing"
   size = sum(f.stat().st_size for f in DEFAULT_DIR.iterdir())
   assert size < 25 * 2**20, f"shipped model is {size / 2**20:.1f} MiB (limit 25)"
   task, cfg = load_model_config(str(DEFAULT_DIR / "config.yaml"))
+  assert task == "re3" and cfg.tower == "nanotrack_v2" and cfg.template == "xcorr"
+  assert "Apache License" in (DEFAULT_DIR / "NOTICE").read_text()
+  assert "quantize: fp16" in (DEFAULT_DIR / "runtime.yaml").read_text()
+  task, cfg = load_model_config(str(PREVIOUS_DIR / "config.yaml"))
   assert task == "re3" and cfg.tower == "efficientnet_lite0"
 
 
@@ -42,6 +49,9 @@ seq = {str(seq)!r}
 names = sorted(n for n in os.listdir(os.path.join(seq, "img")) if n.endswith(".jpg"))[:12]
 gt = [list(map(float, l.replace(",", " ").split())) for l in open(os.path.join(seq, "groundtruth_rect.txt"))]
 t = Re3Tracker.load("default")
+assert (t.runtime, t.precision) == ("litert", "fp16"), (t.runtime, t.precision)
+prev = Re3Tracker.load("re3_lite0")
+assert prev.runtime == "tensorflow"
 frames = [np.asarray(Image.open(os.path.join(seq, "img", n)).convert("RGB")) for n in names]
 x, y, w, h = gt[0]
 t.init(frames[0], (x - 1, y - 1, w, h))
@@ -56,7 +66,8 @@ for f, g in zip(frames[1:], gt[1:]):
   ious.append(inter / (b[2] * b[3] + gw * gh - inter))
 print("MEAN_IOU", float(np.mean(ious)))
 """
-  out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(),
+  out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                       env=dict(_env(), RE3_CACHE_DIR=str(tmp_path / "cache")),
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
   mean_iou = float(out.stdout.split("MEAN_IOU")[-1])

@@ -1,7 +1,8 @@
 """Shipped models by name: every folder of model/pretrained loads by its name,
 "default" is one of them, and a folder that names a faster runtime
-(ship_default --runtime litert) runs it when loaded by name while its folder
-path still gives the TensorFlow graph, with the same boxes."""
+(ship_default --runtime litert) runs it when loaded by name (converted once
+into the cache) while its folder path still gives the TensorFlow graph, with
+the same boxes."""
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ def test_a_shipped_fast_runtime_is_used_by_name_only(shared_dir, tmp_path, monke
   ship_default.ship(model_dir, str(pretrained / "tiny_fast"), runtime="litert")
   ship_default.ship(model_dir, str(pretrained / "tiny_tf"))
   monkeypatch.setattr(loading, "PRETRAINED_DIR", str(pretrained))
+  monkeypatch.setenv("RE3_CACHE_DIR", str(tmp_path / "cache"))
   monkeypatch.setattr(loading, "DEFAULT_SHIPPED", "tiny_fast")
   assert loading.shipped_models() == ["tiny_fast", "tiny_tf"]
   imgs, gt = tu.otb_frames(shared_dir, "Deer", 5)
@@ -45,6 +47,11 @@ def test_a_shipped_fast_runtime_is_used_by_name_only(shared_dir, tmp_path, monke
   assert Re3Tracker.load("tiny_fast", precision="float32").runtime == "tensorflow"
   assert Re3Tracker.load("tiny_tf").runtime == "tensorflow"
   np.testing.assert_allclose(track(fast), track(by_path), atol=0.05)
-  (pretrained / "tiny_fast" / "step.tflite").unlink()
-  with pytest.raises(ValueError, match=r"runtime.yaml: names .*step.tflite, which is missing"):
+  built = list((tmp_path / "cache" / "runtimes").glob("re3-*-none.tflite"))
+  assert len(built) == 1                         # converted once, then reused
+  stamp = built[0].stat().st_mtime_ns
+  Re3Tracker.load("tiny_fast")
+  assert built[0].stat().st_mtime_ns == stamp
+  (pretrained / "tiny_fast" / "runtime.yaml").write_text("runtime: litert\n")
+  with pytest.raises(ValueError, match=r"runtime.yaml: needs a 'quantize' entry"):
     Re3Tracker.load("tiny_fast")

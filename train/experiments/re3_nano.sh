@@ -8,10 +8,16 @@
 #
 #   SEED=0 OUT=runs/re3_nano_s0 bash train/experiments/re3_nano.sh
 #   SEED=1 OUT=runs/re3_nano_s1 STEPS="train export val" bash train/experiments/re3_nano.sh
+#   SEED=1 OUT=runs/re3_nano_s1 STEPS=ship bash train/experiments/re3_nano.sh  # the shipped one
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CONFIG=${CONFIG:-configs/experiments/re3_nano.yaml}
 export VAL_MOD=${VAL_MOD:-4}
 export OUT=${OUT:-runs/re3_nano}
 export DATA=${DATA:-runs/data_nano}
+# "ship" writes model/pretrained/re3_nano: loading it by name runs its LiteRT
+# fp16 step (chosen on the validation clips), and the weights derived from
+# NanoTrack carry its Apache-2.0 licence as NOTICE.
+export SHIP_DIR=${SHIP_DIR:-model/pretrained/re3_nano}
+export SHIP_ARGS=${SHIP_ARGS:-"--runtime litert-fp16 --notice ../shared/models/peers/LICENSE-Apache-2.0.txt"}
 exec bash train/experiments/re3_pretrained.sh

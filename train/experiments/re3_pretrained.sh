@@ -119,7 +119,7 @@ phase_table() {
 # Writes the weights-only checkpoint and config the package ships as "default".
 phase_ship() {
   timed python -m train.experiments.ship_default --model_dir "$OUT/model" \
-    --output_dir model/pretrained/re3_lite0
+    --output_dir "${SHIP_DIR:-model/pretrained/re3_lite0}" ${SHIP_ARGS:-}
 }
 
 mkdir -p "$OUT"

@@ -34,9 +34,9 @@ def ship(model_dir: str, output_dir: str, runtime: str = "tensorflow", notice: s
   """Slim copy of the latest checkpoint of `model_dir` in `output_dir`; returns its prefix.
 
   runtime 'litert' (float32), 'litert-fp16' or 'litert-dynamic' (int8
-  dynamic-range weights) also writes that LiteRT step export (step.tflite)
-  and names it in loading.RUNTIME_FILE, so that loading the model by name runs
-  it; `notice` is a licence file copied beside the weights (NOTICE)."""
+  dynamic-range weights) names that LiteRT step export in loading.RUNTIME_FILE:
+  loading the model by name runs it, converted from the checkpoint on first
+  use; `notice` is a licence file copied beside the weights (NOTICE)."""
   if runtime not in RUNTIMES:
     raise ValueError(f"--runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
   task, net, ckpt, config_path = loading.load_model(model_dir, expect_task="re3")
@@ -51,16 +51,21 @@ def ship(model_dir: str, output_dir: str, runtime: str = "tensorflow", notice: s
                                        checkpoint_name="model")
   manager.save(checkpoint_number=step)
   if RUNTIMES[runtime] is not None:
-    from model import export_tflite  # noqa: E402  (LiteRT converter only when asked)
-    export_tflite.write_tflite(net, os.path.join(tmp, "step.tflite"), RUNTIMES[runtime])
     with open(os.path.join(tmp, loading.RUNTIME_FILE), "w") as f:
-      f.write("# What loading this model by name runs (model.runtimes.load_re3_runtime);\n"
-              "# its folder path or precision='float32' gives the TensorFlow graph.\n"
-              f"runtime: {runtime}\nfile: step.tflite\n"
-              f"note: {runtime} step export (XNNPACK), the fastest runtime within 0.01 "
-              "of the TensorFlow graph's validation AUC (README model card)\n")
+      f.write("# What loading this model by name runs (model.runtimes.load_re3_runtime): the\n"
+              "# LiteRT step export of these weights in this quantization, built on first\n"
+              "# use into the cache ($RE3_CACHE_DIR or ~/.cache/re3-tf). Its folder path or\n"
+              "# precision='float32' gives the TensorFlow graph.\n"
+              f"runtime: {runtime}\nquantize: {RUNTIMES[runtime]}\n"
+              "note: the fastest runtime within 0.01 of the TensorFlow graph's validation AUC "
+              "(README model card)\n")
   if notice:
-    shutil.copy(notice, os.path.join(tmp, "NOTICE"))
+    with open(notice) as f:
+      licence = f.read()
+    with open(os.path.join(tmp, "NOTICE"), "w") as f:
+      f.write("The tower weights of this model are converted from NanoTrack v2's backbone "
+              "(OpenCV's nanotrack_backbone_sim.onnx, from the SiamTrackers/NanoTrack "
+              "project), licensed under the Apache License 2.0, whose text follows.\n\n" + licence)
   with open(os.path.join(tmp, "SOURCE.txt"), "w") as f:
     f.write(f"checkpoint: {ckpt}\nconfig: {config_path}\n"
             "built by: python -m train.experiments.ship_default "
@@ -85,8 +90,8 @@ def _define_flags():
   flags.DEFINE_string("output_dir", "model/pretrained/re3_lite0", "Where the shipped model goes.")
   flags.DEFINE_enum("runtime", "tensorflow", list(RUNTIMES),
                     "What loading the model by name runs: the TensorFlow graph, or a LiteRT "
-                    "step export (float32, fp16 or int8 dynamic-range weights) written beside "
-                    "the weights.")
+                    "step export (float32, fp16 or int8 dynamic-range weights) of the weights, "
+                    "built on first use into the cache.")
   flags.DEFINE_string("notice", "", "A licence file to ship beside the weights as NOTICE "
                       "(e.g. the Apache-2.0 text of weights derived from NanoTrack).")
   flags.mark_flag_as_required("model_dir")
