@@ -53,9 +53,9 @@ class StayPutTracker:
 
 
 def import_cv2():
-  """OpenCV (the `opencv` extra), or an ImportError naming the package."""
+  """OpenCV (a dependency of the package), or an ImportError naming the reinstall command."""
   try:
-    import cv2  # pylint: disable=g-import-not-at-top  # optional dependency (the opencv extra)
+    import cv2  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ImportError(f"OpenCV comparison trackers need OpenCV, which did not import ({e}): "
                       f"{OPENCV_REINSTALL}") from e
