@@ -39,6 +39,7 @@ everything.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import logging
@@ -139,6 +140,26 @@ class _Fd2Captured:
     if exc_type is not None:
       _replay(self.text)
     return False
+
+
+# What a runtime prints natively, on fd 2, that is a notice and not a problem.
+NATIVE_NOTICES = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextlib.contextmanager
+def native_notices():
+  """Hides the known notices a native runtime writes straight to fd 2 (e.g.
+  LiteRT's 'Created TensorFlow Lite XNNPACK delegate' when an interpreter is
+  made); any other line it wrote, and everything with RE3_VERBOSE=1, is shown."""
+  if env_verbose():
+    yield
+    return
+  cap = _Fd2Captured()
+  with cap:
+    yield
+  other = [l for l in cap.text.splitlines() if l.strip() and l.strip() not in NATIVE_NOTICES]
+  if other:
+    _replay("\n".join(other) + "\n")
 
 
 def _replay(text: str) -> None:

@@ -32,6 +32,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from configs import quiet
 from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
 from model.loading import (find_checkpoint, load_model, load_re3_graph, resolve_model_path,
@@ -102,6 +103,12 @@ class LiteRTStep(_CheckedStep):
     self.lstm_units = int(inputs["state"]["shape_signature"][2])
     self.state_parts = int(inputs["state"]["shape_signature"][1])
     self.precision = _tflite_precision(t["dtype"] for t in self._interpreter.get_tensor_details())
+    # The first call allocates the tensors and applies XNNPACK, whose notice
+    # LiteRT writes to fd 2: made here, once, with that notice hidden.
+    s, p, u = self.crop_size, self.state_parts, self.lstm_units
+    with quiet.native_notices():
+      self._runner(prev=np.zeros([1, s, s, 3], np.float32), curr=np.zeros([1, s, s, 3], np.float32),
+                   state=np.zeros([1, p, u], np.float32))
 
   def step(self, prev, curr, state):
     prev, curr, state = self._check(prev, curr, state)

@@ -242,7 +242,7 @@ def test_trackers_keep_a_template_per_target():
   for f, want in zip(frames[1:], boxes):
     got = multi.update(f)
     np.testing.assert_allclose(got["a"][1], want, atol=1e-3)
-  np.testing.assert_allclose(multi.score("a"), single.tracking_score, atol=1e-5)
+  np.testing.assert_allclose(multi.score("a"), single.tracking_score, atol=1e-4)  # batch 2 vs 1
   assert set(multi.scores()) == {"a", "b"}
   assert tuple(multi._state.shape) == (2, 4 + 16 * 48 // 32, 32)
   t = template_geometry(net.cfg)
