@@ -84,3 +84,4 @@ def test_track_command_uses_the_default_model(shared_dir, tmp_path):
   assert out.returncode == 0, out.stderr[-2000:]
   rows = np.loadtxt(boxes, delimiter=",", ndmin=2)
   assert rows.shape == (6, 4) and np.all(rows[:, 2:] > 0), rows
+  assert "default (litert, fp16): tracked 6 frames" in out.stderr, out.stderr   # the fast path, named

@@ -115,7 +115,8 @@ def test_commands_print_only_their_own_lines(shared_dir, tmp_path):
                          "--max_frames=3"], env, REPO)
   assert code == 0, err
   assert len(out.splitlines()) == 3                          # the boxes
-  assert err.strip().startswith("tracked 3 frames") and len(err.strip().splitlines()) == 1, err
+  assert "tracked 3 frames" in err and len(err.strip().splitlines()) == 1, err
+  assert f"{model} (tensorflow, float32): tracked" in err, err     # says what ran
 
 
 _API = ("import numpy as np\n"

@@ -357,7 +357,9 @@ def main(argv, flag_values=None):
       _discard(output_tmp)
       _discard(render_tmp)
   written = [final for final in (FLAGS.output, FLAGS.render) if final]
-  print(fps_report(result, render is not None)
+  runtime = (f" ({tracker.runtime}, {tracker.precision})"
+             if hasattr(tracker, "runtime") and hasattr(tracker, "precision") else "")
+  print(fps_report(result, render is not None).replace("tracked", f"{FLAGS.model}{runtime}: tracked", 1)
         + (f"; wrote {' and '.join(written)}" if written else ""), file=sys.stderr)
   problems = []
   if source.lost_frames:
