@@ -74,6 +74,13 @@ def shipped_runtime(folder: str) -> Optional[dict]:
   return dict(spec)
 
 
+def named_runtime(path: str) -> Optional[dict]:
+  """The faster runtime of a shipped model loaded by name ("default" or its
+  folder name), or None: a path, even to a shipped folder, is not a name."""
+  folder = resolve_model_path(path)
+  return shipped_runtime(folder) if folder != path else None
+
+
 def is_saved_model(path: str) -> bool:
   return tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
 

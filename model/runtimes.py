@@ -35,8 +35,8 @@ import tensorflow as tf
 from configs import quiet
 from model import export_tflite, geometry, quantize
 from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
-from model.loading import (find_checkpoint, load_model, load_re3_graph, resolve_model_path,
-                           shipped_runtime)
+from model.loading import (find_checkpoint, load_model, load_re3_graph, named_runtime,
+                           resolve_model_path)
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
 from model.tracking_graphs import Re3Graph, crop_windows_tf, re3_graph_for
 
@@ -296,13 +296,12 @@ def load_re3_runtime(path: str, precision: Optional[str] = None):
   training model_dir or a shipped model's name ("default"); `precision` (see
   graph_for_net) only for a model_dir or checkpoint, since an export's
   precision was fixed when it was written."""
-  folder = resolve_model_path(path)
   # A shipped model loaded by name runs the runtime its folder names (the
   # fastest that keeps its validation AUC, README model card); its folder
   # path, or any precision, gives the TensorFlow graph instead.
-  fast = shipped_runtime(folder) if folder != path and precision is None else None
+  fast = named_runtime(path) if precision is None else None
   if fast is not None:
-    export = cached_litert_export(folder, str(fast["quantize"]))
+    export = cached_litert_export(resolve_model_path(path), str(fast["quantize"]))
     logging.info("%s: %s (%s)", path, fast.get("runtime", "LiteRT"), export)
     return StepGraph(load_step_backend(export))
   if path.endswith(RUNTIME_SUFFIXES):

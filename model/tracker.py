@@ -222,7 +222,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._state = out["state"]
     self._crops = out["crops"]
     self._counts = counts
-    scores = out.get("scores") if hasattr(out, "get") else None
+    scores = out.get("scores")             # exports made before scores have none
     self._scores = (np.full(counts.shape, np.nan) if scores is None
                     else np.asarray(scores, np.float64).reshape(-1))
     h, w = img.shape[:2]

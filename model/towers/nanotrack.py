@@ -288,7 +288,8 @@ def read_onnx_weights(path: str) -> Dict[str, np.ndarray]:
 
 
 def _targets(tower: NanoTrackTower):
-  """(ONNX layer name, Keras layer, how to convert the kernel) for every weight."""
+  """(ONNX layer name, Keras layer, its path in the tower, how to convert the
+  kernel) for every weight."""
   def conv(w):         # (out, in, kh, kw) -> (kh, kw, in, out)
     return np.transpose(w, (2, 3, 1, 0))
 
@@ -301,28 +302,21 @@ def _targets(tower: NanoTrackTower):
   def dense(w):        # Gemm transB: (out, in) -> (in, out)
     return w.T
 
-  yield "features.0.0", tower.stem_conv, stem
+  yield "features.0.0", tower.stem_conv, "stem_conv", stem
   for block in tower.blocks:
     s = block.spec
     # sequence indices inside features.K.conv: with expansion
     # (0 conv, 1 BN, 2 act, 3 dw, 4 BN, 5 SE, 6 act, 7 project), without
     # (0 dw, 1 BN, 2 act, 3 SE, 4 project)
     dw, se, proj = (3, 5, 7) if s.expanded else (0, 3, 4)
-    if s.expanded:
-      yield f"{s.onnx_name}.conv.0", block.expand, conv
-    yield f"{s.onnx_name}.conv.{dw}", block.depthwise, depthwise
+    layers = [("conv.0", block.expand, conv)] if s.expanded else []
+    layers.append((f"conv.{dw}", block.depthwise, depthwise))
     if s.se_reduced:
-      yield f"{s.onnx_name}.conv.{se}.fc.0", block.se_reduce, dense
-      yield f"{s.onnx_name}.conv.{se}.fc.2", block.se_expand, dense
-    yield f"{s.onnx_name}.conv.{proj}", block.project, conv
-
-
-def _path(tower: NanoTrackTower, layer) -> str:
-  for block in tower.blocks:
-    if any(layer is sub for sub in (block.expand, block.depthwise, block.project,
-                                    getattr(block, "se_reduce", None), getattr(block, "se_expand", None))):
-      return f"{block.name}/{layer.name}"
-  return layer.name
+      layers += [(f"conv.{se}.fc.0", block.se_reduce, dense),
+                 (f"conv.{se}.fc.2", block.se_expand, dense)]
+    layers.append((f"conv.{proj}", block.project, conv))
+    for onnx_part, layer, convert in layers:
+      yield f"{s.onnx_name}.{onnx_part}", layer, f"{block.name}/{layer.name}", convert
 
 
 def _find_tower(obj) -> NanoTrackTower:
@@ -345,17 +339,17 @@ def load_tower_weights(obj, path: str) -> Dict[str, Tuple[int, ...]]:
     raise NanoTrackImportError("build the tower (or the Re3Net) before loading weights")
   weights = read_onnx_weights(path)
   plan = []
-  for name, layer, convert in _targets(tower):
+  for name, layer, where, convert in _targets(tower):
     for part, var in (("kernel", layer.kernel if not isinstance(layer, keras.layers.DepthwiseConv2D)
                        else layer.depthwise_kernel), ("bias", layer.bias)):
       key = f"{name}/{part}"
       if key not in weights:
-        raise NanoTrackImportError(f"{path}: no tensor for {key} (tower layer {_path(tower, layer)})")
+        raise NanoTrackImportError(f"{path}: no tensor for {key} (tower layer {where})")
       value = weights[key]
       value = convert(value) if part == "kernel" else value
       if tuple(value.shape) != tuple(var.shape):
         raise NanoTrackImportError(f"{path}: {key} has shape {tuple(value.shape)} after conversion, "
-                                   f"tower layer {_path(tower, layer)} wants {tuple(var.shape)}")
+                                   f"tower layer {where} wants {tuple(var.shape)}")
       plan.append((var, value, name))
   for var, value, _ in plan:
     var.assign(value)

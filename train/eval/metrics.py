@@ -198,22 +198,18 @@ def lost_detection(scores: Sequence, preds: Sequence, gts: Sequence,
   out = {"frames": int(s.size), "lost_fraction": float(lost.mean()), "lost_below_iou": lost_below}
   n_lost, n_ok = int(lost.sum()), int((~lost).sum())
   if n_lost and n_ok:
-    # ROC AUC = P(score of a lost frame < score of a kept frame), ties half
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(s.size)
-    ranks[order] = np.arange(1, s.size + 1)
-    for v in np.unique(s):                       # average ranks of ties
-      tie = s == v
-      ranks[tie] = ranks[tie].mean()
+    # one pass over the distinct scores (ascending): their frame counts and lost frames
+    values, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    flagged = np.cumsum(counts)                                   # frames with score <= value
+    # ROC AUC = P(score of a lost frame < score of a kept frame), ties half:
+    # the rank sum of the kept frames, ties given their average rank
+    ranks = (flagged - (counts - 1) / 2.0)[inverse]
     out["roc_auc"] = float((ranks[~lost].sum() - n_ok * (n_ok + 1) / 2) / (n_ok * n_lost))
-    best = (-1.0, 0.0, 0.0, 0.0)
-    for t in np.unique(s):
-      flagged = s <= t
-      tp = float((flagged & lost).sum())
-      prec, rec = tp / max(flagged.sum(), 1), tp / n_lost
-      f1 = 2 * prec * rec / max(prec + rec, 1e-12)
-      if f1 > best[0]:
-        best = (f1, float(t), prec, rec)
+    tp = np.cumsum(np.bincount(inverse, weights=lost.astype(np.float64)))
+    prec, rec = tp / flagged, tp / n_lost
+    f1 = 2 * prec * rec / np.maximum(prec + rec, 1e-12)
+    i = int(np.argmax(f1))                         # the lowest threshold of the best F1
+    best = (float(f1[i]), float(values[i]), float(prec[i]), float(rec[i]))
     out.update({"best_f1": best[0], "threshold": best[1], "precision": best[2], "recall": best[3]})
   return out
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Optional, Sequence
 
-from model.loading import load_graph, resolve_model_path, shipped_runtime
+from model.loading import load_graph, named_runtime
 from model.runtimes import RUNTIME_SUFFIXES, load_re3_runtime
 from model.tracker import RESET_EVERY, Re3Tracker, RLAgentTracker
 from train.eval import baselines, peers
@@ -31,8 +31,7 @@ def load_model_graph(model: str):
   (model.runtimes, as Re3Tracker.load), a SavedModel export, a training
   model_dir or a shipped model's name ('default': the runtime its folder
   names, as Re3Tracker.load("default") runs it)."""
-  folder = resolve_model_path(model)
-  if model.endswith(RUNTIME_SUFFIXES) or (folder != model and shipped_runtime(folder)):
+  if model.endswith(RUNTIME_SUFFIXES) or named_runtime(model):
     return "re3", load_re3_runtime(model)      # a shipped model by name: its fast runtime
   return load_graph(model)
 
