@@ -25,7 +25,7 @@ from configs.base import ConfigError, require
 
 PEEPHOLE_MODES = ("diagonal", "full", "none")
 TOWERS = ("caffenet", "efficientnet_lite0", "nanotrack_v2")
-TEMPLATE_MODES = ("none", "xcorr")     # model.template
+TEMPLATE_MODES = ("none", "xcorr", "nano_head")     # model.template
 # Fields that only the CaffeNet tower reads (an EfficientNet config must leave them unset).
 CAFFENET_FIELDS = ("mean_rgb", "input_scale", "conv_filters", "conv_kernels", "conv_groups",
                    "conv1_stride", "pool_size", "pool_stride", "lrn_depth_radius", "lrn_alpha",
@@ -96,7 +96,14 @@ class Re3ModelConfig:
   tower block, i.e. the target box itself at Re3's 2x context) in each
   target's state and correlates them, pixel-wise and L2-normalised, with
   every position of the current crop's last block; the correlation map
-  joins the pair features into fc6 (model.re3). 'none' is Re3.
+  joins the pair features into fc6 (model.re3). 'nano_head' keeps the whole
+  init crop's last block (8x8x48: the target at 2x context, NanoTrack's
+  template) and runs NanoTrack v2's own head on it and the current crop's
+  last block (model.towers.nanotrack_head); its score and box maps join fc6,
+  and the box its score map points to (a soft arg-max, in label units) and
+  the peak score join the LSTM output into the box regression, which starts
+  as that box (train.re3_task). Needs tower nanotrack_v2 with all 8 blocks
+  and a crop of 113-128 px (an 8x8 last block). 'none' is Re3.
   """
 
   crop_size: int = 227
@@ -142,6 +149,12 @@ class Re3ModelConfig:
             f"model.template must be one of {list(TEMPLATE_MODES)}, got {self.template!r}")
     require(self.template == "none" or self.tower != "caffenet",
             "model.template: xcorr needs a pretrained tower (efficientnet_lite0 or nanotrack_v2)")
+    if self.template == "nano_head":
+      require(self.tower == "nanotrack_v2" and self.tower_blocks == 8
+              and 113 <= self.crop_size <= 128,
+              "model.template: nano_head needs model.tower: nanotrack_v2 with tower_blocks: 8 and "
+              f"crop_size 113-128 (an 8x8 last block), got {self.tower} with {self.tower_blocks} "
+              f"blocks at {self.crop_size} px")
     if self.tower != "caffenet":
       self._validate_effnet()
       return

@@ -53,12 +53,23 @@ correlates it (cosine, pixel-wise) with the current crop's last block and feeds
 the map to fc6 beside the pair features; `step_scored` also returns the
 tracking score (each template cell's best match, averaged). A zero template is
 filled by the first step from its previous crop (the init crop).
+
+With `model.template: nano_head` the template is the whole last block of the
+init crop (8x8x48, NanoTrack's template at Re3's 2x context) and NanoTrack
+v2's own head (model.towers.nanotrack_head) runs on it and the current crop's
+last block: its score logits and log box distances join fc6, and its box (a
+soft arg-max of the score map over the boxes each position predicts, in label
+units) and peak score (the tracking score, in [0, 1], as OpenCV's
+getTrackingScore) join the last LSTM's output into the box regression, so the
+LSTM corrects NanoTrack's box rather than starting from nothing.
+`model.towers.nanotrack_head.load_head_weights(net, path)` loads the head.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple, Union
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -67,6 +78,8 @@ from configs.model import Re3ModelConfig
 from model.towers.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
 from model.towers.efficientnet_lite import tower_shapes as effnet_tower_shapes
 from model.towers import nanotrack
+from model.towers.nanotrack_head import NanoTrackHead
+from model.geometry import LABEL_SCALE
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
                           PeepholeLSTMCell)
 
@@ -74,6 +87,8 @@ State = Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]
 EFFNET_TOWERS = {"efficientnet_lite0": "lite0"}  # model.tower -> EfficientNet-Lite variant
 CAFFENET_SKIP_SOURCES = ("norm1", "norm2", "conv5")
 LSTM_STATE_PARTS = 4   # (h1, c1, h2, c2); a template adds rows after them
+NANO_CLS, NANO_REG = 2, 4   # NanoTrack head maps: score logits, box distances
+NANO_HINT = 5               # its box (label units, x1 y1 x2 y2) and peak score
 
 
 def _effnet_shapes(cfg: Re3ModelConfig) -> Dict[str, Tuple[int, int, int]]:
@@ -96,12 +111,17 @@ def template_geometry(cfg: Re3ModelConfig) -> Dict[str, int]:
   positions of the current crop's last block; the template rides in the
   tracker state as `rows` extra rows of lstm_units (zero-padded)."""
   if cfg.template == "none":
-    return {"cells": 0, "channels": 0, "grid": 0, "rows": 0, "features": 0}
+    return {"cells": 0, "channels": 0, "grid": 0, "rows": 0, "features": 0, "hint": 0}
   h, w, c = _effnet_shapes(cfg)[f"block{cfg.tower_blocks - 1}"]
+  if cfg.template == "nano_head":    # the whole block; head maps + its box and peak
+    return {"cells": h * w, "channels": c, "grid": h * w, "rows": -(-h * w * c // cfg.lstm_units),
+            "features": h * w * (NANO_CLS + NANO_REG) + NANO_HINT, "hint": NANO_HINT,
+            "top": 0, "left": 0, "height": h, "width": w}
   th, tw = h - 2 * (h // 4), w - 2 * (w // 4)
   cells = th * tw
   return {"cells": cells, "channels": c, "grid": h * w, "rows": -(-cells * c // cfg.lstm_units),
-          "features": h * w * cells, "top": h // 4, "left": w // 4, "height": th, "width": tw}
+          "features": h * w * cells, "hint": 0, "top": h // 4, "left": w // 4, "height": th,
+          "width": tw}
 
 
 def state_parts(cfg: Re3ModelConfig) -> int:
@@ -148,6 +168,10 @@ class Re3Net(ConfigModelMixin, keras.Model):
     # (bfloat16 would round a label near 8 to steps of 1/16 of a label unit).
     self.head = keras.layers.Dense(cfg.output_units, kernel_initializer=init,
                                    kernel_regularizer=reg, name="fc_output", dtype="float32")
+    if cfg.template == "nano_head":
+      # NanoTrack's head computes in float32 (its exp and soft arg-max), frozen with the tower.
+      self.nano_head = NanoTrackHead(name="nano_head", dtype="float32")
+      self.nano_head.trainable = cfg.tower_trainable
 
   def _skip(self, n: int, channels: int, reg, init):
     self.skip_convs.append(keras.layers.Conv2D(
@@ -223,7 +247,9 @@ class Re3Net(ConfigModelMixin, keras.Model):
     self.fc6.build((None, fc6_inputs(cfg)))
     self.lstm1.build((None, cfg.fc6_units))
     self.lstm2.build((None, cfg.fc6_units + cfg.lstm_units))
-    self.head.build((None, cfg.lstm_units))
+    if cfg.template == "nano_head":
+      self.nano_head.build()
+    self.head.build((None, cfg.lstm_units + template_geometry(cfg)["hint"]))
     # Tell Keras what call() takes, as a first call would, so SavedModel
     # export (tf.saved_model.save of a module holding the net) can trace it.
     spec = tf.TensorSpec([None, None, cfg.crop_size, cfg.crop_size, 3], tf.float32)
@@ -288,7 +314,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def embed(self, prev_crops, curr_crops, training: bool = False, template=None,
             steps: int = 1):
-    """fc6 features of crop pairs [N, S, S, 3] x 2 -> ([N, fc6_units], template, score).
+    """fc6 features of crop pairs [N, S, S, 3] x 2 -> ([N, fc6_units], template,
+    score, hint).
 
     Both crops go through the tower in one call (batch 2N): one set of big
     convolutions instead of two. With model.template: xcorr, `template`
@@ -298,7 +325,9 @@ class Re3Net(ConfigModelMixin, keras.Model):
     it from its first previous crop, which the tracker's init step (and
     training's first step) cuts at the target's box. The template used is
     returned (None without one) for the next state, with the template
-    score of each row (`template_score`; None without a template).
+    score of each row (`template_score`; None without a template) and, with
+    model.template: nano_head, NanoTrack's box and peak score per row
+    [N, NANO_HINT] for the box regression (else None).
     """
     if prev_crops.dtype != curr_crops.dtype:
       prev_crops = tf.cast(prev_crops, tf.float32)
@@ -306,7 +335,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
     n = tf.shape(prev_crops)[0]
     feats, last = self._crop_features(tf.concat([prev_crops, curr_crops], axis=0), training)
     parts = [feats[:n], feats[n:]]
-    score = None
+    score = hint = None
     if self.cfg.template != "none":
       first = self._center_template(last[:n][::steps])
       if template is None:
@@ -316,10 +345,45 @@ class Re3Net(ConfigModelMixin, keras.Model):
         template = tf.where(empty[:, None, None], first, tf.cast(template, tf.float32))
       one = isinstance(steps, int) and steps == 1
       per_row = template if one else tf.repeat(template, steps, axis=0)
-      corr = self.correlate(per_row, last[n:])
-      score = self.template_score(corr)
-      parts.append(tf.cast(corr, feats.dtype))
-    return self.fc6(tf.concat(parts, axis=1)), template, score
+      if self.cfg.template == "nano_head":
+        maps, hint = self.nano_head_features(per_row, last[n:])
+        score = hint[:, -1]
+        parts.append(tf.cast(maps, feats.dtype))
+      else:
+        corr = self.correlate(per_row, last[n:])
+        score = self.template_score(corr)
+        parts.append(tf.cast(corr, feats.dtype))
+    return self.fc6(tf.concat(parts, axis=1)), template, score, hint
+
+  def nano_head_features(self, template, last_block):
+    """NanoTrack's head on template [N, cells, c] and last blocks [N, h, w, c]
+    -> (maps [N, h * w * 6 + 5]: score logits, log box distances, hint;
+    hint [N, 5]: the soft arg-max box in label units and the peak score).
+
+    Each position (i, j) is a grid point at (16 j, 16 i) crop pixels (the
+    backbone's stride; PyTorch padding centres output j on input 16 j) that
+    predicts the box (x - left, y - top, x + right, y + bottom); the positions
+    are weighted by the softmax of their target-vs-background logit."""
+    g = template_geometry(self.cfg)
+    n = tf.shape(last_block)[0]
+    h, w = g["height"], g["width"]
+    t = tf.reshape(tf.cast(template, tf.float32), [n, h, w, g["channels"]])
+    out = self.nano_head(t, tf.cast(last_block, tf.float32))
+    cls, dist = out["cls"], out["reg"]                              # [N, h, w, 2], [N, h, w, 4]
+    logit = tf.reshape(cls[..., 1] - cls[..., 0], [n, h * w])
+    weight = tf.nn.softmax(logit, axis=1)
+    stride = float(nanotrack.STRIDE)
+    gy, gx = tf.meshgrid(tf.range(h, dtype=tf.float32) * stride,
+                         tf.range(w, dtype=tf.float32) * stride, indexing="ij")
+    points = tf.reshape(tf.stack([gx, gy, gx, gy], axis=-1), [1, h * w, 4])
+    sign = tf.constant([-1.0, -1.0, 1.0, 1.0])
+    boxes = points + sign * tf.reshape(dist, [n, h * w, 4])        # crop pixels
+    box = tf.reduce_sum(boxes * weight[..., None], axis=1) * (LABEL_SCALE / self.cfg.crop_size)
+    peak = tf.sigmoid(tf.reduce_max(logit, axis=1))                 # 2-class softmax of the best cell
+    hint = tf.concat([box, peak[:, None]], axis=1)
+    maps = tf.concat([tf.reshape(cls, [n, -1]), tf.reshape(tf.math.log(dist), [n, -1]), hint],
+                     axis=1)
+    return maps, hint
 
   # ---------------------------------------------------------------- template
 
@@ -355,7 +419,10 @@ class Re3Net(ConfigModelMixin, keras.Model):
   def _center_template(self, last):
     g = template_geometry(self.cfg)
     center = last[:, g["top"]:g["top"] + g["height"], g["left"]:g["left"] + g["width"]]
-    return self._unit_vectors(tf.reshape(center, [tf.shape(center)[0], g["cells"], g["channels"]]))
+    cells = tf.reshape(center, [tf.shape(center)[0], g["cells"], g["channels"]])
+    if self.cfg.template == "nano_head":   # NanoTrack's head takes the raw features
+      return tf.cast(cells, tf.float32)
+    return self._unit_vectors(cells)
 
   def template_state(self, template) -> Tuple[tf.Tensor, ...]:
     """Template [N, cells, c] -> its `rows` state rows [N, lstm_units] each."""
@@ -417,13 +484,20 @@ class Re3Net(ConfigModelMixin, keras.Model):
     prev_crops = tf.convert_to_tensor(prev_crops)
     curr_crops = tf.convert_to_tensor(curr_crops)
     h1, c1, h2, c2 = state[:LSTM_STATE_PARTS]
-    e, template, score = self.embed(prev_crops, curr_crops, training, self.state_template(state))
+    e, template, score, hint = self.embed(prev_crops, curr_crops, training,
+                                          self.state_template(state))
     rest = () if template is None else self.template_state(template)
     if score is None:
       score = tf.fill([tf.shape(prev_crops)[0]], float("nan"))
     y1, (h1, c1) = self.lstm1(e, [h1, c1])
     y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
-    return self.head(y2), (h1, c1, h2, c2) + rest, score
+    return self._regress(y2, hint), (h1, c1, h2, c2) + rest, score
+
+  def _regress(self, y2, hint):
+    """The box head on the last LSTM's output [..., u] (and NanoTrack's hint [..., 5])."""
+    if hint is None:
+      return self.head(y2)
+    return self.head(tf.concat([tf.cast(y2, tf.float32), tf.cast(hint, tf.float32)], axis=-1))
 
   def unroll(self, prev_crops, curr_crops, initial_state: Optional[State] = None,
              training: bool = False):
@@ -442,8 +516,9 @@ class Re3Net(ConfigModelMixin, keras.Model):
     if initial_state is None:
       initial_state = self.zero_state(b)
     static_t = prev_crops.shape[1]
-    e, template, _ = self.embed(flat_prev, flat_curr, training, self.state_template(initial_state),
-                             steps=static_t or t)                       # [B*T, fc6]
+    e, template, _, hint = self.embed(flat_prev, flat_curr, training,
+                                      self.state_template(initial_state),
+                                      steps=static_t or t)              # [B*T, fc6]
     k2e, k2h = self._lstm2_input_kernels()
     dtype = k2e.dtype                                                   # compute dtype
     e = tf.cast(e, dtype)
@@ -475,7 +550,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
       _, ta, h1, c1, h2, c2 = tf.while_loop(
           lambda i, *_: i < t, loop, (tf.constant(0), ta, h1, c1, h2, c2))
       ys = tf.transpose(ta.stack(), [1, 0, 2])
-    labels = self.head(ys)
+    labels = self._regress(ys, None if hint is None else tf.reshape(hint, [b, t, NANO_HINT]))
     return labels, (h1, c1, h2, c2) + rest
 
   def call(self, inputs, training=False):
@@ -490,6 +565,37 @@ def build_re3(cfg: Union[Re3ModelConfig, dict, None] = None, name: str = "re3") 
   net = Re3Net(cfg if cfg is not None else Re3ModelConfig(), name=name)
   net.build()
   return net
+
+
+def _nano_head_parameters() -> int:
+  """Weights of NanoTrack v2's head (model.towers.nanotrack_head), per its structure."""
+  from model.towers import nanotrack_head as nh
+  cells, f, hid = nh.TEMPLATE_GRID ** 2, nh.FEATURES, nh.HIDDEN
+  total = 0
+  for _, _, _, outputs in nh.BRANCHES.values():
+    total += 2 * (f * f + f) + 2 * (cells * cells + cells)          # 1x1 convs, attention fcs
+    ch = cells
+    for _ in range(nh.TOWER_DEPTH):
+      total += 9 * ch + ch * hid + hid                              # depthwise, pointwise
+      ch = hid
+    total += hid * outputs + outputs
+  return total
+
+
+def init_head_from_hint(net: Re3Net, lstm_scale: float = 0.01) -> None:
+  """With model.template: nano_head, makes the box regression start as
+  NanoTrack's box: identity from the hint's box to the labels, zero bias and
+  the LSTM output's weights scaled by `lstm_scale` (training learns the
+  correction)."""
+  if net.cfg.template != "nano_head":
+    raise ValueError(f"init_head_from_hint needs model.template: nano_head, not {net.cfg.template!r}")
+  u = net.cfg.lstm_units
+  k = net.head.kernel.numpy()
+  k[:u] *= lstm_scale
+  k[u:] = 0.0
+  k[u:u + 4] = np.eye(4, dtype=k.dtype)
+  net.head.kernel.assign(k)
+  net.head.bias.assign(tf.zeros_like(net.head.bias))
 
 
 def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
@@ -532,7 +638,11 @@ def count_parameters(cfg: Re3ModelConfig) -> Dict[str, int]:
   def lstm(inp):
     return 4 * u * (inp + u) + 4 * u + peep
 
+  hint = template_geometry(cfg)["hint"]
   out = {"tower": tower, "skips": skips, "fc6": fc6, "lstm1": lstm(cfg.fc6_units),
-         "lstm2": lstm(cfg.fc6_units + u), "head": u * cfg.output_units + cfg.output_units}
+         "lstm2": lstm(cfg.fc6_units + u),
+         "head": (u + hint) * cfg.output_units + cfg.output_units}
+  if cfg.template == "nano_head":
+    out["nano_head"] = _nano_head_parameters()
   out["total"] = sum(out.values())
   return out

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -27,8 +28,8 @@ import tensorflow as tf
 
 from configs.experiment import ExperimentConfig
 from model import geometry
-from model.towers import caffenet_import, efficientnet_import, nanotrack
-from model.re3 import build_re3
+from model.towers import caffenet_import, efficientnet_import, nanotrack, nanotrack_head
+from model.re3 import build_re3, init_head_from_hint
 from train import data as data_lib
 from train.curriculum import Stage
 from train.task import Task, init_from_model
@@ -142,6 +143,10 @@ class Re3Task(Task):
       if self.cfg.model.tower == "nanotrack_v2":
         path = nanotrack.find_weights() if path == "auto" else path
         loaded = nanotrack.load_tower_weights(net, path)
+        if self.cfg.model.template == "nano_head":
+          head_path = os.path.join(os.path.dirname(path), nanotrack_head.HEAD_FILE)
+          loaded.update(nanotrack_head.load_head_weights(net, head_path))
+          init_head_from_hint(net)
       else:
         if path == "auto":
           path = efficientnet_import.find_installed_weights(self.cfg.model.tower.split("_")[-1])

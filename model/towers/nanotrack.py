@@ -87,6 +87,7 @@ BLOCKS = (
     BlockSpec(6, 40, 120, 5, 1, 32, "hswish", 48),
     BlockSpec(7, 48, 144, 5, 1, 40, "hswish", 48),
 )
+STRIDE = STEM_STRIDE * int(np.prod([b.stride for b in BLOCKS]))   # 16: output j centred on input 16 j
 
 
 class NanoTrackImportError(ValueError):
