@@ -181,8 +181,7 @@ class StepGraph:
     img = tf.TensorSpec([None, None, 3], tf.uint8)
     boxes = tf.TensorSpec([None, 4], tf.float32)
     self._cut = tf.function(self._cut_fn, input_signature=[img, boxes])
-    self._finish = tf.function(self._finish_fn, input_signature=[
-        img, tf.TensorSpec([None, 4], tf.float32), boxes])
+    self._cut_pair = tf.function(self._cut_pair_fn, input_signature=[img, img, boxes])
 
   def _crops(self, image, windows):
     n = tf.shape(windows)[0]
@@ -192,9 +191,10 @@ class StepGraph:
     windows = crop_windows_tf(boxes)
     return {"crops": self._crops(image, windows), "windows": windows}
 
-  def _finish_fn(self, image, labels, windows):
-    out = geometry.xyxy_to_xywh_tf(geometry.label_to_box_tf(labels, windows))
-    return {"boxes": out, "crops": self._crops(image, crop_windows_tf(out))}
+  def _cut_pair_fn(self, prev_image, image, boxes):
+    windows = crop_windows_tf(boxes)
+    return {"prev": self._crops(prev_image, windows), "curr": self._crops(image, windows),
+            "windows": windows}
 
   def crop_batch(self, image, boxes):
     return {"crops": self._cut(image, boxes)["crops"]}
@@ -206,20 +206,62 @@ class StepGraph:
     return {"state": tf.constant(state)}
 
   def track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
-    cut = self._cut(image, boxes)
-    labels, new_state, scores = self.backend.step(prev_crops, cut["crops"], state)
-    fin = self._finish(image, tf.constant(labels), cut["windows"])
+    """Re3Graph.track_step_carry_batch with the carried crops left uncut: the
+    returned "crops" are `PendingCrops` (this image at the returned boxes'
+    windows), which the next step cuts in one call with its current crops
+    (the same windows); anything else asks for their `value()`. Boxes and
+    state come back as NumPy arrays."""
+    image = tf.convert_to_tensor(image)
+    boxes_np = np.asarray(boxes, np.float32)
+    if isinstance(prev_crops, PendingCrops) and prev_crops.covers(boxes_np):
+      cut = self._cut_pair(prev_crops.image, image, boxes_np)
+      prev = cut["prev"]
+    else:
+      cut = self._cut(image, boxes_np)
+      cut = {"curr": cut["crops"], "windows": cut["windows"]}
+      prev = materialized(prev_crops)
+    labels, new_state, scores = self.backend.step(prev, cut["curr"], state)
+    out_boxes = geometry.xyxy_to_xywh(
+        geometry.label_to_box(labels, cut["windows"].numpy())).astype(np.float32)
+    carried = PendingCrops(self, image, out_boxes)
     rows = np.flatnonzero(np.asarray(reset))
     if rows.size:                                  # the LSTM reset pass, as Re3Graph._reset_rows
-      crops = fin["crops"].numpy()[rows]
+      crops = carried.value().numpy()[rows]
       initial = np.asarray(initial_state)[rows]
       _, reset_state, _ = self.backend.step(crops, crops, initial)
       new_state = np.array(new_state)
       new_state[rows] = reset_state
-    out = {"boxes": fin["boxes"], "state": tf.constant(new_state), "crops": fin["crops"]}
+    out = {"boxes": out_boxes, "state": new_state, "crops": carried}
     if scores is not None:
-      out["scores"] = tf.constant(scores)
+      out["scores"] = scores
     return out
+
+
+class PendingCrops:
+  """Crops a StepGraph step carries to the next one without cutting them:
+  `image` at the crop windows of `boxes` (xywh, the boxes the step returned).
+  The next step cuts them in the same call as its own crops (the windows are
+  the same), so a frame costs one TensorFlow call; `value()` cuts them."""
+
+  def __init__(self, graph: StepGraph, image: tf.Tensor, boxes: np.ndarray):
+    self._graph = graph
+    self.image = image
+    self.boxes = boxes
+    self._value = None
+
+  def covers(self, boxes: np.ndarray) -> bool:
+    """True when the next step's boxes are the ones these crops are cut at."""
+    return self.boxes.shape == boxes.shape and np.array_equal(self.boxes, boxes)
+
+  def value(self) -> tf.Tensor:
+    if self._value is None:
+      self._value = self._graph.crop_batch(self.image, tf.constant(self.boxes))["crops"]
+    return self._value
+
+
+def materialized(crops):
+  """Carried crops as a tensor (a PendingCrops is cut; anything else is kept)."""
+  return crops.value() if isinstance(crops, PendingCrops) else crops
 
 
 def precision_of(graph) -> str:
