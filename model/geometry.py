@@ -433,6 +433,8 @@ def crop_tf(images, windows_xyxy, box_indices=None, size=CROP_SIZE):
   boxes = window_to_crop_box_tf(windows_xyxy, shape[1], shape[2], size)
   if box_indices is None:
     box_indices = tf.range(tf.shape(boxes)[0], dtype=tf.int32)
+  if images.dtype not in (tf.uint8, tf.float32):   # crop_and_resize reads uint8 as it is:
+    images = tf.cast(images, tf.float32)           # no float copy of a whole frame per call
   return tf.image.crop_and_resize(
-      tf.cast(images, tf.float32), boxes, tf.cast(box_indices, tf.int32),
+      images, boxes, tf.cast(box_indices, tf.int32),
       crop_size=[size, size], method="bilinear", extrapolation_value=0.0)
