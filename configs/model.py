@@ -104,6 +104,14 @@ class Re3ModelConfig:
   the peak score join the LSTM output into the box regression, which starts
   as that box (train.re3_task). Needs tower nanotrack_v2 with all 8 blocks
   and a crop of 113-128 px (an 8x8 last block). 'none' is Re3.
+
+  `track_scale_rate` and `track_aspect_rate` damp the box a tracker reports
+  (not training): of the change of scale (the geometric mean of width and
+  height) and of aspect ratio the network predicts from the previous box,
+  the tracker keeps that change raised to these powers (1: the network's
+  box, 0: the previous size or shape); the centre is the network's. Every
+  tracking form applies them (model.geometry.damp_labels_tf), like the size
+  learning rate of Siamese trackers; chosen on validation clips.
   """
 
   crop_size: int = 227
@@ -133,6 +141,8 @@ class Re3ModelConfig:
   tap_filters: Tuple[int, ...] = (16,)
   tower_trainable: bool = True
   template: str = "none"
+  track_scale_rate: float = 1.0
+  track_aspect_rate: float = 1.0
 
   def validate(self) -> None:
     require(self.tower in TOWERS, f"model.tower must be one of {list(TOWERS)}, got {self.tower!r}")
@@ -149,6 +159,9 @@ class Re3ModelConfig:
             f"model.template must be one of {list(TEMPLATE_MODES)}, got {self.template!r}")
     require(self.template == "none" or self.tower != "caffenet",
             "model.template: xcorr needs a pretrained tower (efficientnet_lite0 or nanotrack_v2)")
+    for name in ("track_scale_rate", "track_aspect_rate"):
+      require(0.0 <= getattr(self, name) <= 1.0,
+              f"model.{name} must be in [0, 1], got {getattr(self, name)}")
     if self.template == "nano_head":
       require(self.tower == "nanotrack_v2" and self.tower_blocks == 8
               and 113 <= self.crop_size <= 128,

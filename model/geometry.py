@@ -359,6 +359,24 @@ def label_to_box_tf(labels, windows_xyxy):
   return l / LABEL_SCALE * size + origin
 
 
+def damp_labels_tf(labels, scale_rate: float, aspect_rate: float):
+  """Damped Re3 labels [..., 4]: the change of scale (geometric mean of width
+  and height) and of aspect ratio from the previous box, which is the middle
+  of the crop window in label units (the window is CROP_SCALE times the box),
+  raised to `scale_rate` and `aspect_rate`; the centre is kept. Rates of 1
+  return the labels unchanged (configs.model: track_scale_rate / track_aspect_rate)."""
+  tf = _tf()
+  l = tf.convert_to_tensor(labels)
+  if scale_rate == 1.0 and aspect_rate == 1.0:
+    return l
+  center = (l[..., :2] + l[..., 2:]) / 2.0
+  prev = LABEL_SCALE / CROP_SCALE
+  ratio = tf.maximum(l[..., 2:] - l[..., :2], 1e-3 * prev) / prev    # [..., 2] w, h change
+  scale = tf.sqrt(ratio[..., :1] * ratio[..., 1:])
+  half = prev / 2.0 * scale ** scale_rate * (ratio / scale) ** aspect_rate
+  return tf.concat([center - half, center + half], axis=-1)
+
+
 def _laplace_tf(shape, loc, scale, seed=None):
   """Laplace(loc, scale) samples by inverting the CDF of a uniform draw."""
   tf = _tf()

@@ -79,7 +79,7 @@ from model.towers.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, 
 from model.towers.efficientnet_lite import tower_shapes as effnet_tower_shapes
 from model.towers import nanotrack
 from model.towers.nanotrack_head import NanoTrackHead
-from model.geometry import LABEL_SCALE
+from model.geometry import LABEL_SCALE, damp_labels_tf
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
                           PeepholeLSTMCell)
 
@@ -492,6 +492,14 @@ class Re3Net(ConfigModelMixin, keras.Model):
     y1, (h1, c1) = self.lstm1(e, [h1, c1])
     y2, (h2, c2) = self.lstm2(tf.concat([e, y1], axis=1), [h2, c2])
     return self._regress(y2, hint), (h1, c1, h2, c2) + rest, score
+
+  def track_step(self, prev_crops, curr_crops, state: State):
+    """`step_scored` as the trackers run it: the labels damped by
+    model.track_scale_rate / track_aspect_rate (geometry.damp_labels_tf;
+    unchanged at the defaults of 1). Training steps are undamped."""
+    labels, state, score = self.step_scored(prev_crops, curr_crops, state)
+    cfg = self.cfg
+    return damp_labels_tf(labels, cfg.track_scale_rate, cfg.track_aspect_rate), state, score
 
   def _regress(self, y2, hint):
     """The box head on the last LSTM's output [..., u] (and NanoTrack's hint [..., 5])."""

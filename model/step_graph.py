@@ -9,8 +9,8 @@
     # -> {"labels": float32 [B, 4], "new_state": float32 [B, P, units],
     #     "score": float32 [B] (Re3Net.step_scored; NaN without a template)}
 
-It is `Re3Net.step` with the state stacked as in `model.tracking_graphs.Re3Graph`,
-and nothing else: the crop cutting (`crop_and_resize`, which TFLite has no builtin
+It is `Re3Net.track_step` (the step with the trackers' box damping) with the
+state stacked as in `model.tracking_graphs.Re3Graph`, and nothing else: the crop cutting (`crop_and_resize`, which TFLite has no builtin
 kernel for) and labels -> boxes stay on the host (`model.runtimes.StepGraph`),
 and the LSTM state stays explicit (the peephole LSTM does not fuse into TFLite's
 LSTM op). The output is `new_state`, not `state`: tf2onnx needs graph inputs and
@@ -54,8 +54,8 @@ class Re3StepModule(tf.Module):
 
   def _step(self, prev, curr, state):
     net = self._net.obj
-    labels, new, score = net.step_scored(prev, curr,
-                                         tuple(tf.unstack(state, num=self.state_parts, axis=1)))
+    labels, new, score = net.track_step(prev, curr,
+                                        tuple(tf.unstack(state, num=self.state_parts, axis=1)))
     return {"labels": tf.cast(labels, tf.float32),
             "new_state": tf.cast(tf.stack(new, axis=1), tf.float32),
             "score": tf.cast(score, tf.float32)}

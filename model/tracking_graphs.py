@@ -125,7 +125,7 @@ class Re3Graph(tf.Module):
     return geometry.crop_tf(image[None], windows, tf.zeros([n], tf.int32), self._s)
 
   def _pair_step(self, prev_crops, curr_crops, windows, state):
-    labels, new_state, scores = self.net.step_scored(prev_crops, curr_crops, _unstack_state(state))
+    labels, new_state, scores = self.net.track_step(prev_crops, curr_crops, _unstack_state(state))
     boxes_xyxy = geometry.label_to_box_tf(labels, windows)
     return labels, geometry.xyxy_to_xywh_tf(boxes_xyxy), _stack_state(new_state), scores
 

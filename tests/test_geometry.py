@@ -186,3 +186,18 @@ def test_jitter_twins_follow_the_same_rule():
   off = JitterConfig(enabled=False)
   np.testing.assert_array_equal(g.jitter_xyxy(box, 400, 400, rng, off), box)
   np.testing.assert_array_equal(g.jitter_xyxy_tf(box[None], [400, 400], off).numpy()[0], box)
+
+
+def test_damp_labels_keeps_the_center_and_damps_scale_and_aspect():
+  prev = [2.5, 2.5, 7.5, 7.5]                        # the previous box in its own window
+  grown = np.array([[1.0, 2.0, 9.0, 6.0]], np.float32)   # 8 x 4: scale x1.13, aspect 2
+  np.testing.assert_allclose(g.damp_labels_tf(grown, 1.0, 1.0).numpy(), grown)
+  np.testing.assert_allclose(g.damp_labels_tf(grown, 0.0, 0.0).numpy(),
+                             [[2.5, 1.5, 7.5, 6.5]], atol=1e-5)     # previous size, new centre
+  half = g.damp_labels_tf(grown, 0.5, 0.5).numpy()[0]
+  w, h = half[2] - half[0], half[3] - half[1]
+  np.testing.assert_allclose([(half[0] + half[2]) / 2, (half[1] + half[3]) / 2], [5.0, 4.0], atol=1e-5)
+  np.testing.assert_allclose(np.sqrt(w * h) / 5.0, (32 / 25) ** 0.25, rtol=1e-5)  # scale change ^ 0.5
+  np.testing.assert_allclose(w / h, 2.0 ** 0.5, rtol=1e-5)                       # aspect change ^ 0.5
+  np.testing.assert_allclose(g.damp_labels_tf(np.array([prev], np.float32), 0.3, 0.7).numpy(),
+                             [prev], atol=1e-5)                      # no change stays no change

@@ -164,10 +164,10 @@ def test_regression_starts_as_nanotracks_box_which_finds_real_targets(shared_dir
 
 def test_exports_carry_the_nano_head_state(shared_dir, tmp_path):
   """SavedModel, LiteRT and ONNX trackers of a nano_head net track as the
-  in-process tracker does, score included."""
+  in-process tracker does, score and box damping included."""
   from model import export, export_onnx, export_tflite
   from tests import tracking_utils as tu
-  net = _loaded_net()
+  net = _loaded_net(track_scale_rate=0.5, track_aspect_rate=0.5)
   init_head_from_hint(net)
   imgs, gt = tu.otb_frames(shared_dir, "Deer", 5)
 
