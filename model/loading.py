@@ -29,7 +29,7 @@ from model.tracking_graphs import Re3Graph, RLAgentGraph, re3_graph_for
 # train.experiments.ship_default --runtime) that loading by name uses.
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 DEFAULT_MODEL_NAME = "default"
-DEFAULT_SHIPPED = "re3_nano"   # README model card; "re3_lite0" stays loadable by name
+DEFAULT_SHIPPED = "re3_nano_head"   # README model card; "re3_nano", "re3_lite0" stay loadable by name
 DEFAULT_MODEL_DIR = os.path.join(PRETRAINED_DIR, DEFAULT_SHIPPED)
 RUNTIME_FILE = "runtime.yaml"
 
@@ -54,6 +54,7 @@ def resolve_model_path(path: str) -> str:
   if path == DEFAULT_MODEL_NAME:
     raise ValueError(f"the default model is missing from this installation ({folder}); "
                      "reinstall the package or rebuild it with "
+                     "CONFIG=configs/experiments/re3_nano_head.yaml SEED=1 SHIP_DIR=model/pretrained/re3_nano_head "
                      "STEPS='data train ship' bash train/experiments/re3_nano.sh")
   return path
 

@@ -1,8 +1,9 @@
 """The shipped default tracker: loads by name in a fresh process with no
 network and no training, runs its LiteRT fp16 step there, is the track
-command's default, and is what its model card says (NanoTrack v2 tower with
-the template memory, under 25 MB, NanoTrack's Apache-2.0 notice beside it);
-the previous default (EfficientNet-Lite0) stays loadable by name."""
+command's default, and is what its model card says (NanoTrack v2 backbone
+and head around Re3's LSTMs, box damping 0.5, under 25 MB, NanoTrack's
+Apache-2.0 notice beside it); the previous defaults (NanoTrack tower with the
+xcorr template; EfficientNet-Lite0) stay loadable by name."""
 
 import os
 import subprocess
@@ -12,7 +13,8 @@ import numpy as np
 
 from tests.conftest import REPO
 
-DEFAULT_DIR = REPO / "model" / "pretrained" / "re3_nano"
+DEFAULT_DIR = REPO / "model" / "pretrained" / "re3_nano_head"
+NANO_DIR = REPO / "model" / "pretrained" / "re3_nano"
 PREVIOUS_DIR = REPO / "model" / "pretrained" / "re3_lite0"
 
 
@@ -26,12 +28,16 @@ def _env():
 
 def test_default_model_is_shipped_small_and_pretrained_tower():
   from configs.model import load_model_config
-  assert (DEFAULT_DIR / "config.yaml").exists(), "model/pretrained/re3_nano/config.yaml missing"
+  assert (DEFAULT_DIR / "config.yaml").exists(), "model/pretrained/re3_nano_head/config.yaml missing"
   size = sum(f.stat().st_size for f in DEFAULT_DIR.iterdir())
   assert size < 25 * 2**20, f"shipped model is {size / 2**20:.1f} MiB (limit 25)"
   task, cfg = load_model_config(str(DEFAULT_DIR / "config.yaml"))
-  assert task == "re3" and cfg.tower == "nanotrack_v2" and cfg.template == "xcorr"
-  assert "Apache License" in (DEFAULT_DIR / "NOTICE").read_text()
+  assert task == "re3" and cfg.tower == "nanotrack_v2" and cfg.template == "nano_head"
+  assert (cfg.track_scale_rate, cfg.track_aspect_rate) == (0.5, 0.5)
+  notice = (DEFAULT_DIR / "NOTICE").read_text()
+  assert "Apache License" in notice and "nanotrack_head_sim.onnx" in notice
+  task, cfg = load_model_config(str(NANO_DIR / "config.yaml"))
+  assert task == "re3" and cfg.template == "xcorr"
   assert "quantize: fp16" in (DEFAULT_DIR / "runtime.yaml").read_text()
   task, cfg = load_model_config(str(PREVIOUS_DIR / "config.yaml"))
   assert task == "re3" and cfg.tower == "efficientnet_lite0"

@@ -63,9 +63,15 @@ def ship(model_dir: str, output_dir: str, runtime: str = "tensorflow", notice: s
     with open(notice) as f:
       licence = f.read()
     with open(os.path.join(tmp, "NOTICE"), "w") as f:
-      f.write("The tower weights of this model are converted from NanoTrack v2's backbone "
-              "(OpenCV's nanotrack_backbone_sim.onnx, from the SiamTrackers/NanoTrack "
-              "project), licensed under the Apache License 2.0, whose text follows.\n\n" + licence)
+      if net.cfg.template == "nano_head":
+        what = ("The tower and NanoTrack-head weights of this model are converted from NanoTrack "
+                "v2's backbone and head (OpenCV's nanotrack_backbone_sim.onnx and "
+                "nanotrack_head_sim.onnx")
+      else:
+        what = ("The tower weights of this model are converted from NanoTrack v2's backbone "
+                "(OpenCV's nanotrack_backbone_sim.onnx")
+      f.write(what + ", from the SiamTrackers/NanoTrack project), licensed under the Apache "
+              "License 2.0, whose text follows.\n\n" + licence)
   with open(os.path.join(tmp, "SOURCE.txt"), "w") as f:
     f.write(f"checkpoint: {ckpt}\nconfig: {config_path}\n"
             "built by: python -m train.experiments.ship_default "
