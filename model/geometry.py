@@ -415,6 +415,16 @@ def jitter_xyxy_tf(boxes, image_hw, cfg: JitterConfig, seed=None):
   return tf.where(any_ok[:, None], jittered, boxes)
 
 
+def _samples(w, size: int):
+  """Where a crop of windows [..., 4] (xyxy pixels) samples the image: output
+  pixel j at the window's own pixel center x1 + (j + 0.5) * (x2 - x1) / size,
+  in pixel-index units (pixel i has its center at index i). Returns
+  (x_first, y_first, step_x, step_y): the one rule of crop_tf and crop_cv2."""
+  step_x = (w[..., 2] - w[..., 0]) / size
+  step_y = (w[..., 3] - w[..., 1]) / size
+  return w[..., 0] + 0.5 * step_x - 0.5, w[..., 1] + 0.5 * step_y - 0.5, step_x, step_y
+
+
 def window_to_crop_box_tf(windows_xyxy, height, width, size=CROP_SIZE):
   """Window (pixels) -> the normalized yxyx box for crop_and_resize such that
   output pixel j samples the window at its own pixel center, i.e. at
@@ -424,11 +434,7 @@ def window_to_crop_box_tf(windows_xyxy, height, width, size=CROP_SIZE):
   w = tf.cast(tf.convert_to_tensor(windows_xyxy), tf.float32)
   height = tf.cast(height, tf.float32)
   width = tf.cast(width, tf.float32)
-  step_x = (w[..., 2] - w[..., 0]) / size
-  step_y = (w[..., 3] - w[..., 1]) / size
-  # sample positions in pixel-index units (pixel i has its center at index i)
-  x_first = w[..., 0] + 0.5 * step_x - 0.5
-  y_first = w[..., 1] + 0.5 * step_y - 0.5
+  x_first, y_first, step_x, step_y = _samples(w, size)
   x_last = x_first + (size - 1) * step_x
   y_last = y_first + (size - 1) * step_y
   hn = tf.maximum(height - 1.0, 1.0)
@@ -456,3 +462,39 @@ def crop_tf(images, windows_xyxy, box_indices=None, size=CROP_SIZE):
   return tf.image.crop_and_resize(
       images, boxes, tf.cast(box_indices, tf.int32),
       crop_size=[size, size], method="bilinear", extrapolation_value=0.0)
+
+
+def crop_windows_xywh(boxes_xywh) -> np.ndarray:
+  """The crop windows of xywh boxes [N, 4], cut around their crop boxes
+  (crop_box_xyxy): NumPy twin of model.tracking_graphs.crop_windows_tf."""
+  return crop_window_xyxy(crop_box_xyxy(xywh_to_xyxy(np.asarray(boxes_xywh, np.float64))))
+
+
+def crop_cv2(image, windows_xyxy, size=CROP_SIZE) -> np.ndarray:
+  """`crop_tf` on the host with OpenCV: crops of one uint8 image [H, W, C] at
+  windows [N, 4] -> float32 [N, size, size, C], for the runtimes that step
+  outside TensorFlow (model.runtimes.StepGraph: about 25 us a crop against a
+  TensorFlow call's 0.5 ms).
+
+  The same sample positions (`_samples`) and the same rule outside the image
+  (a row or column sampled outside [0, H-1] / [0, W-1] is zero); OpenCV
+  interpolates on a 1/32-pixel grid and rounds to uint8, so a crop differs
+  from crop_tf's by at most about half a grey level on real frames
+  (tests/test_geometry.py)."""
+  import cv2  # pylint: disable=g-import-not-at-top  # a core dependency; only the host path needs it
+  img = np.asarray(image)
+  w = np.asarray(windows_xyxy, np.float64).reshape(-1, 4)
+  h, wd = img.shape[:2]
+  x0, y0, sx, sy = _samples(w, size)
+  j = np.arange(size)
+  out = np.empty((len(w), size, size, img.shape[2]), np.float32)
+  for n in range(len(w)):
+    m = np.array([[sx[n], 0.0, x0[n]], [0.0, sy[n], y0[n]]])
+    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    out[n] = crop.reshape(size, size, -1)
+    xs, ys = x0[n] + j * sx[n], y0[n] + j * sy[n]
+    out[n][(ys < 0) | (ys > h - 1)] = 0.0
+    out[n][:, (xs < 0) | (xs > wd - 1)] = 0.0
+  return out
+

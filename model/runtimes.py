@@ -15,8 +15,10 @@ file, the input, and the expected and given shape and dtype.
 `StepGraph` wraps a backend in the methods `Re3MultiTracker` uses from a
 `model.tracking_graphs.Re3Graph` (init_batch, crop_batch,
 track_step_carry_batch, crop_size, lstm_units): the crops are cut on the host
-by the same geometry (`crop_windows_tf`, `geometry.crop_tf`) and labels mapped
-back by `geometry.label_to_box_tf`, and the LSTM reset pass is the same rule
+at the same windows and sample positions (`geometry.crop_windows_xywh`,
+`geometry.crop_cv2`: OpenCV, equal to the graph's crop_and_resize up to half
+a grey level) and labels mapped back by `geometry.label_to_box`, with no
+TensorFlow call per frame, and the LSTM reset pass is the same rule
 (the rows flagged `reset`: one step on (crop, crop) from the initial state,
 its state kept, its output dropped). So a .tflite or .onnx tracker behaves as
 the SavedModel tracker does, up to the runtime's float rounding (or the
@@ -38,7 +40,7 @@ from model.export_onnx import ONNX_EXTRA, ONNX_SUFFIX, missing_extra
 from model.loading import (find_checkpoint, load_model, load_re3_graph, named_runtime,
                            resolve_model_path)
 from model.step_graph import STEP_INPUTS, STEP_SIGNATURE
-from model.tracking_graphs import Re3Graph, crop_windows_tf, re3_graph_for
+from model.tracking_graphs import Re3Graph, re3_graph_for
 
 RUNTIME_SUFFIXES = (export_tflite.TFLITE_SUFFIX, ONNX_SUFFIX)
 
@@ -167,7 +169,11 @@ def load_step_backend(path: str, num_threads: Optional[int] = None):
 
 
 class StepGraph:
-  """The Re3Graph methods Re3MultiTracker calls, around a step backend."""
+  """The Re3Graph methods Re3MultiTracker calls, around a step backend, with
+  no TensorFlow call on the hot path: crops are cut on the host by OpenCV
+  (`geometry.crop_cv2`: crop_tf's sample positions, equal to its crops up to
+  half a grey level), windows and labels -> boxes by the NumPy twins of the
+  graph's rules. Arrays in, NumPy arrays out (boxes, state, crops, scores)."""
 
   def __init__(self, backend):
     self.backend = backend
@@ -178,90 +184,37 @@ class StepGraph:
     self.state_parts = tf.constant(p)
     self.precision = backend.precision
     self.runtime = "litert" if isinstance(backend, LiteRTStep) else "onnxruntime"
-    img = tf.TensorSpec([None, None, 3], tf.uint8)
-    boxes = tf.TensorSpec([None, 4], tf.float32)
-    self._cut = tf.function(self._cut_fn, input_signature=[img, boxes])
-    self._cut_pair = tf.function(self._cut_pair_fn, input_signature=[img, img, boxes])
 
-  def _crops(self, image, windows):
-    n = tf.shape(windows)[0]
-    return geometry.crop_tf(image[None], windows, tf.zeros([n], tf.int32), self._s)
-
-  def _cut_fn(self, image, boxes):
-    windows = crop_windows_tf(boxes)
-    return {"crops": self._crops(image, windows), "windows": windows}
-
-  def _cut_pair_fn(self, prev_image, image, boxes):
-    windows = crop_windows_tf(boxes)
-    return {"prev": self._crops(prev_image, windows), "curr": self._crops(image, windows),
-            "windows": windows}
+  def _cut(self, image, boxes):
+    """(crops [N, S, S, 3] float32, windows [N, 4]) of one frame at xywh boxes."""
+    windows = geometry.crop_windows_xywh(np.asarray(boxes, np.float32))
+    return geometry.crop_cv2(np.asarray(image), windows, self._s), windows
 
   def crop_batch(self, image, boxes):
-    return {"crops": self._cut(image, boxes)["crops"]}
+    return {"crops": self._cut(image, boxes)[0]}
 
   def init_batch(self, image, boxes):
-    crops = self._cut(image, boxes)["crops"].numpy()
+    crops, _ = self._cut(image, boxes)
     zero = np.zeros([len(crops), self._p, self._u], np.float32)
     _, state, _ = self.backend.step(crops, crops, zero)
-    return {"state": tf.constant(state)}
+    return {"state": state}
 
   def track_step_carry_batch(self, prev_crops, image, boxes, state, initial_state, reset):
-    """Re3Graph.track_step_carry_batch with the carried crops left uncut: the
-    returned "crops" are `PendingCrops` (this image at the returned boxes'
-    windows), which the next step cuts in one call with its current crops
-    (the same windows); anything else asks for their `value()`. Boxes and
-    state come back as NumPy arrays."""
-    image = tf.convert_to_tensor(image)
-    boxes_np = np.asarray(boxes, np.float32)
-    if isinstance(prev_crops, PendingCrops) and prev_crops.covers(boxes_np):
-      cut = self._cut_pair(prev_crops.image, image, boxes_np)
-      prev = cut["prev"]
-    else:
-      cut = self._cut(image, boxes_np)
-      cut = {"curr": cut["crops"], "windows": cut["windows"]}
-      prev = materialized(prev_crops)
-    labels, new_state, scores = self.backend.step(prev, cut["curr"], state)
-    out_boxes = geometry.xyxy_to_xywh(
-        geometry.label_to_box(labels, cut["windows"].numpy())).astype(np.float32)
-    carried = PendingCrops(self, image, out_boxes)
+    image = np.asarray(image)
+    crops, windows = self._cut(image, boxes)
+    labels, new_state, scores = self.backend.step(prev_crops, crops, state)
+    out = geometry.xyxy_to_xywh(geometry.label_to_box(labels, windows)).astype(np.float32)
+    next_crops, _ = self._cut(image, out)
     rows = np.flatnonzero(np.asarray(reset))
     if rows.size:                                  # the LSTM reset pass, as Re3Graph._reset_rows
-      crops = carried.value().numpy()[rows]
       initial = np.asarray(initial_state)[rows]
-      _, reset_state, _ = self.backend.step(crops, crops, initial)
+      _, reset_state, _ = self.backend.step(next_crops[rows], next_crops[rows], initial)
       new_state = np.array(new_state)
       new_state[rows] = reset_state
-    out = {"boxes": out_boxes, "state": new_state, "crops": carried}
+    result = {"boxes": out, "state": new_state, "crops": next_crops}
     if scores is not None:
-      out["scores"] = scores
-    return out
-
-
-class PendingCrops:
-  """Crops a StepGraph step carries to the next one without cutting them:
-  `image` at the crop windows of `boxes` (xywh, the boxes the step returned).
-  The next step cuts them in the same call as its own crops (the windows are
-  the same), so a frame costs one TensorFlow call; `value()` cuts them."""
-
-  def __init__(self, graph: StepGraph, image: tf.Tensor, boxes: np.ndarray):
-    self._graph = graph
-    self.image = image
-    self.boxes = boxes
-    self._value = None
-
-  def covers(self, boxes: np.ndarray) -> bool:
-    """True when the next step's boxes are the ones these crops are cut at."""
-    return self.boxes.shape == boxes.shape and np.array_equal(self.boxes, boxes)
-
-  def value(self) -> tf.Tensor:
-    if self._value is None:
-      self._value = self._graph.crop_batch(self.image, tf.constant(self.boxes))["crops"]
-    return self._value
-
-
-def materialized(crops):
-  """Carried crops as a tensor (a PendingCrops is cut; anything else is kept)."""
-  return crops.value() if isinstance(crops, PendingCrops) else crops
+      result["scores"] = scores
+    return result
 
 
 def precision_of(graph) -> str:

@@ -54,7 +54,7 @@ import tensorflow as tf
 from configs.model import RESET_EVERY
 from model import geometry
 from model.loading import load_rl_graph
-from model.runtimes import graph_for_net, load_re3_runtime, materialized, precision_of
+from model.runtimes import graph_for_net, load_re3_runtime, precision_of
 from model.tracker_inputs import as_rgb, box_overlaps_image, check_box_xywh
 from model.tracking_graphs import STATE_PARTS, RLAgentGraph
 
@@ -169,7 +169,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._scores = np.concatenate([self._scores, np.full([len(new_ids)], np.nan)])
     self._state = tf.concat([self._state, state], 0)
     self._initial = tf.concat([self._initial, state], 0)
-    self._crops = tf.concat([materialized(self._crops), crops], 0)
+    self._crops = tf.concat([self._crops, crops], 0)
     self._hw = (int(h), int(w))
 
   def remove(self, target_id: Hashable) -> None:
@@ -183,7 +183,7 @@ class Re3MultiTracker(_Re3Loaders):
     self._scores = self._scores[keep]
     self._state = tf.gather(self._state, keep)
     self._initial = tf.gather(self._initial, keep)
-    self._crops = tf.gather(materialized(self._crops), keep)
+    self._crops = tf.gather(self._crops, keep)
     if not self._ids:
       self._hw = None
 

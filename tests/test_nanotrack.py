@@ -282,5 +282,5 @@ def test_exports_carry_the_template_state(shared_dir, tmp_path):
   for path in (export_tflite.write_tflite(net, str(tmp_path / "step.tflite")),
                export_onnx.write_onnx(net, str(tmp_path / "step.onnx"))):
     boxes, scores = track(Re3Tracker.load(path, reset_period=3))
-    np.testing.assert_allclose(boxes, ref, atol=0.05, err_msg=path)
-    np.testing.assert_allclose(scores, ref_scores, atol=1e-3, err_msg=path)
+    np.testing.assert_allclose(boxes, ref, atol=tu.RUNTIME_PX, err_msg=path)
+    np.testing.assert_allclose(scores, ref_scores, atol=5e-3, err_msg=path)   # host crops too
