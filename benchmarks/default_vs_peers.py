@@ -4,8 +4,8 @@
   python -m benchmarks.default_vs_peers --model runs/re3_pretrained/export
   python -m benchmarks.default_vs_peers --peer_models ../shared/models/peers
 
-One object: frames per second of `Re3Tracker.update` (in-graph crops, the
-step, boxes, the LSTM reset every 32 frames, bookkeeping: everything a user
+One object: frames per second of `Re3Tracker.update` (the crops, which the
+default's LiteRT runtime cuts on the host with OpenCV, the step, boxes, the LSTM reset every 32 frames, bookkeeping: everything a user
 pays) and of one OpenCV tracker's `update`. Sixteen objects: object-frames per
 second of one `Re3MultiTracker.update` (one batched step for all targets) and
 of sixteen OpenCV trackers of a kind updated in turn (OpenCV has no batched

@@ -16,8 +16,8 @@ file, the input, and the expected and given shape and dtype.
 `model.tracking_graphs.Re3Graph` (init_batch, crop_batch,
 track_step_carry_batch, crop_size, lstm_units): the crops are cut on the host
 at the same windows and sample positions (`geometry.crop_windows_xywh`,
-`geometry.crop_cv2`: OpenCV, equal to the graph's crop_and_resize up to half
-a grey level) and labels mapped back by `geometry.label_to_box`, with no
+`geometry.crop_cv2`: OpenCV, equal to the graph's crop_and_resize up to
+float rounding) and labels mapped back by `geometry.label_to_box`, with no
 TensorFlow call per frame, and the LSTM reset pass is the same rule
 (the rows flagged `reset`: one step on (crop, crop) from the initial state,
 its state kept, its output dropped). So a .tflite or .onnx tracker behaves as
@@ -172,7 +172,7 @@ class StepGraph:
   """The Re3Graph methods Re3MultiTracker calls, around a step backend, with
   no TensorFlow call on the hot path: crops are cut on the host by OpenCV
   (`geometry.crop_cv2`: crop_tf's sample positions, equal to its crops up to
-  half a grey level), windows and labels -> boxes by the NumPy twins of the
+  float rounding), windows and labels -> boxes by the NumPy twins of the
   graph's rules. Arrays in, NumPy arrays out (boxes, state, crops, scores)."""
 
   def __init__(self, backend):

@@ -99,8 +99,9 @@ def test_parameter_count_matches_built_model():
   assert count_parameters(_cfg())["tower"] == 188208
 
 
-def _broken_copy(tmp_path, mutate):
-  model = onnx.load(str(BACKBONE))
+def _broken_copy(tmp_path, mutate, source=BACKBONE):
+  """A copy of an ONNX file with `mutate(graph)` applied."""
+  model = onnx.load(str(source))
   mutate(model.graph)
   path = tmp_path / "broken.onnx"
   onnx.save(model, str(path))
@@ -282,5 +283,5 @@ def test_exports_carry_the_template_state(shared_dir, tmp_path):
   for path in (export_tflite.write_tflite(net, str(tmp_path / "step.tflite")),
                export_onnx.write_onnx(net, str(tmp_path / "step.onnx"))):
     boxes, scores = track(Re3Tracker.load(path, reset_period=3))
-    np.testing.assert_allclose(boxes, ref, atol=tu.RUNTIME_PX, err_msg=path)
-    np.testing.assert_allclose(scores, ref_scores, atol=5e-3, err_msg=path)   # host crops too
+    np.testing.assert_allclose(boxes, ref, atol=0.05, err_msg=path)
+    np.testing.assert_allclose(scores, ref_scores, atol=1e-3, err_msg=path)

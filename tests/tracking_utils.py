@@ -14,12 +14,6 @@ from model.rl_agent import build_rl_agent
 from pipelines.images import load_image_rgb
 from pipelines.readers.sequences import read_sequence
 
-# How far (pixels) a float32 LiteRT / ONNX tracker's boxes may stray from the
-# TensorFlow graph's over a few frames: float rounding (XNNPACK / MLAS, about
-# 0.02 px) and the host crops (geometry.crop_cv2, within half a grey level of
-# crop_and_resize: up to 0.26 px measured on random-weight nets).
-RUNTIME_PX = 0.35
-
 # A Re3 with the paper's layer list and 227 crops but a few channels: seconds, not minutes.
 TINY_RE3 = Re3ModelConfig(conv_filters=(8, 16, 16, 16, 16), skip_filters=(2, 2, 2),
                           fc6_units=32, lstm_units=16)

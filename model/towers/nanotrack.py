@@ -245,13 +245,10 @@ def _layer_name(output: str) -> Optional[str]:
   return ".".join(dotted[starts[-1]:]) if starts else None
 
 
-def read_onnx_weights(path: str) -> Dict[str, np.ndarray]:
-  """{'<layer>/<kernel|bias>': array} in the ONNX file's layouts, keyed by the
-  graph position of each Conv / Gemm node ('features.K.conv.J' or 'features.0.0').
-
-  Names come from the node outputs (e.g. '/features/features.4/conv/conv.3/
-  Conv_output_0') or, for Gemm, from the initializer names
-  ('features.4.conv.5.fc.0.weight'); a graph without them is refused."""
+def open_onnx(path: str, what: str):
+  """(graph, {initializer name: tensor}, onnx.numpy_helper) of one of
+  NanoTrack's ONNX files (`what`: backbone or head); a missing package, file
+  or unreadable model is a NanoTrackImportError naming it."""
   try:
     import onnx
     from onnx import numpy_helper
@@ -259,12 +256,46 @@ def read_onnx_weights(path: str) -> Dict[str, np.ndarray]:
     raise NanoTrackImportError(
         "reading NanoTrack's ONNX file needs the onnx package: pip install -e '.[onnx]'") from None
   if not os.path.isfile(path):
-    raise NanoTrackImportError(f"NanoTrack backbone file not found: {path}")
+    raise NanoTrackImportError(f"NanoTrack {what} file not found: {path}")
   try:
     graph = onnx.load(path).graph
   except Exception as e:  # noqa: BLE001 - protobuf raises several types
     raise NanoTrackImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
-  inits = {t.name: t for t in graph.initializer}
+  return graph, {t.name: t for t in graph.initializer}, numpy_helper
+
+
+def assign_checked(targets, weights: Dict[str, np.ndarray], path: str, what: str):
+  """Assigns `weights` to the layers of `targets` ((ONNX name, layer, path in
+  the model, kernel conversion) rows) after looking up and shape-checking
+  every one: a missing or mis-shaped tensor raises NanoTrackImportError naming
+  it and `what` layer wants it, nothing assigned. Returns the
+  (variable, value, ONNX name) rows assigned."""
+  plan = []
+  for name, layer, where, convert in targets:
+    kernel = layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
+    parts = [("kernel", kernel)] + ([("bias", layer.bias)] if layer.use_bias else [])
+    for part, var in parts:
+      key = f"{name}/{part}"
+      if key not in weights:
+        raise NanoTrackImportError(f"{path}: no tensor for {key} ({what} layer {where})")
+      value = convert(weights[key]) if part == "kernel" else weights[key]
+      if tuple(value.shape) != tuple(var.shape):
+        raise NanoTrackImportError(f"{path}: {key} has shape {tuple(value.shape)} after conversion, "
+                                   f"{what} layer {where} wants {tuple(var.shape)}")
+      plan.append((var, value, name))
+  for var, value, _ in plan:
+    var.assign(value)
+  return plan
+
+
+def read_onnx_weights(path: str) -> Dict[str, np.ndarray]:
+  """{'<layer>/<kernel|bias>': array} in the ONNX file's layouts, keyed by the
+  graph position of each Conv / Gemm node ('features.K.conv.J' or 'features.0.0').
+
+  Names come from the node outputs (e.g. '/features/features.4/conv/conv.3/
+  Conv_output_0') or, for Gemm, from the initializer names
+  ('features.4.conv.5.fc.0.weight'); a graph without them is refused."""
+  graph, inits, numpy_helper = open_onnx(path, "backbone")
   out: Dict[str, np.ndarray] = {}
   for node in graph.node:
     if node.op_type not in ("Conv", "Gemm"):
@@ -338,22 +369,7 @@ def load_tower_weights(obj, path: str) -> Dict[str, Tuple[int, ...]]:
   tower = _find_tower(obj)
   if not tower.built:
     raise NanoTrackImportError("build the tower (or the Re3Net) before loading weights")
-  weights = read_onnx_weights(path)
-  plan = []
-  for name, layer, where, convert in _targets(tower):
-    for part, var in (("kernel", layer.kernel if not isinstance(layer, keras.layers.DepthwiseConv2D)
-                       else layer.depthwise_kernel), ("bias", layer.bias)):
-      key = f"{name}/{part}"
-      if key not in weights:
-        raise NanoTrackImportError(f"{path}: no tensor for {key} (tower layer {where})")
-      value = weights[key]
-      value = convert(value) if part == "kernel" else value
-      if tuple(value.shape) != tuple(var.shape):
-        raise NanoTrackImportError(f"{path}: {key} has shape {tuple(value.shape)} after conversion, "
-                                   f"tower layer {where} wants {tuple(var.shape)}")
-      plan.append((var, value, name))
-  for var, value, _ in plan:
-    var.assign(value)
+  plan = assign_checked(_targets(tower), read_onnx_weights(path), path, "tower")
   return {name: tuple(v.shape) for v, _, name in plan if v.name.endswith("kernel:0")}
 
 

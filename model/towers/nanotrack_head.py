@@ -36,7 +36,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from model.layers import PACKAGE
-from model.towers.nanotrack import PEER_DIR, NanoTrackImportError
+from model.towers.nanotrack import PEER_DIR, NanoTrackImportError, assign_checked, open_onnx
 
 HEAD_FILE = "nanotrack_head_sim.onnx"
 FEATURES = 48          # backbone channels the head takes
@@ -135,19 +135,7 @@ def _onnx_layer(node, inits) -> str:
 
 def read_head_weights(path: str) -> Dict[str, np.ndarray]:
   """{'<graph position>/<kernel|bias>': array} (ONNX layouts) of every Conv."""
-  try:
-    import onnx
-    from onnx import numpy_helper
-  except ImportError:
-    raise NanoTrackImportError(
-        "reading NanoTrack's ONNX file needs the onnx package: pip install -e '.[onnx]'") from None
-  if not os.path.isfile(path):
-    raise NanoTrackImportError(f"NanoTrack head file not found: {path}")
-  try:
-    graph = onnx.load(path).graph
-  except Exception as e:  # noqa: BLE001 - protobuf raises several types
-    raise NanoTrackImportError(f"{path}: not a readable ONNX model ({type(e).__name__}: {e})") from None
-  inits = {t.name: t for t in graph.initializer}
+  graph, inits, numpy_helper = open_onnx(path, "head")
   out: Dict[str, np.ndarray] = {}
   for node in graph.node:
     if node.op_type != "Conv":
@@ -210,26 +198,12 @@ def load_head_weights(obj, path: str) -> Dict[str, Tuple[int, ...]]:
   if not head.built:
     raise NanoTrackImportError("build the head (or the Re3Net) before loading weights")
   weights = read_head_weights(path)
-  plan = []
-  for name, layer, where, convert in _targets(head):
-    kernel = layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
-    parts = [("kernel", kernel)] + ([("bias", layer.bias)] if layer.use_bias else [])
-    for part, var in parts:
-      key = f"{name}/{part}"
-      if key not in weights:
-        raise NanoTrackImportError(f"{path}: no tensor for {key} (head layer {where})")
-      value = convert(weights[key]) if part == "kernel" else weights[key]
-      if tuple(value.shape) != tuple(var.shape):
-        raise NanoTrackImportError(f"{path}: {key} has shape {tuple(value.shape)} after conversion, "
-                                   f"head layer {where} wants {tuple(var.shape)}")
-      plan.append((var, value, name))
-  used = {f"{name}/{part}" for _, _, name in plan for part in ("kernel", "bias")}
-  extra = sorted(k for k in weights if k not in used)
-  if extra:
-    raise NanoTrackImportError(f"{path}: tensors the head does not know: {extra[:4]}; "
+  unknown = sorted(set(weights) - {f"{name}/{part}" for name, _, _, _ in _targets(head)
+                                   for part in ("kernel", "bias")})
+  if unknown:
+    raise NanoTrackImportError(f"{path}: tensors the head does not know: {unknown[:4]}; "
                                "not the NanoTrack v2 head graph")
-  for var, value, _ in plan:
-    var.assign(value)
+  plan = assign_checked(_targets(head), weights, path, "head")
   return {name: tuple(v.shape) for v, _, name in plan if "kernel" in v.name}
 
 
