@@ -131,12 +131,14 @@ _API = ("import numpy as np\n"
 def test_tracker_api_is_silent_unless_re3_verbose(tmp_path):
   """README's API lines as a new user runs them (no TF_CPP_MIN_LOG_LEVEL): no
   start-up line (cuInit, cuda drivers, oneDNN, cpu_feature_guard, the absl
-  banner) and no PredictCost warning of the first update; RE3_VERBOSE=1 shows them."""
+  banner) and no PredictCost warning of a first TensorFlow update; RE3_VERBOSE=1
+  shows the start-up lines (the default's LiteRT runtime makes no TensorFlow
+  call per frame, so no PredictCost warning is left to show)."""
   code, out, err = _run(["-c", _API], _fresh_env(), str(tmp_path))
   assert code == 0 and out.strip() == "ok True", err
   assert err.strip() == "", err
   code, out, err = _run(["-c", _API], dict(_fresh_env(), RE3_VERBOSE="1"), str(tmp_path))
-  assert code == 0 and FOREIGN.search(err) and "PredictCost" in err, err
+  assert code == 0 and FOREIGN.search(err), err
 
 
 def _fake_tensorflow(tmp_path, gpus="[]"):

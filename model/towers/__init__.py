@@ -5,9 +5,14 @@
 | `caffenet`           | built in model.re3 (conv1-conv5)     | `caffenet_import` (Caffe NumPy dict)     |
 | `efficientnet_lite0` | `efficientnet_lite` (ImageNet)       | `efficientnet_import` + `torch_legacy`   |
 | `nanotrack_v2`       | `nanotrack` (tracking-pretrained)    | `nanotrack` (OpenCV's NanoTrack ONNX)    |
+
+NanoTrack v2's head (`model.template: nano_head`, not a tower but of the same
+family) is `nanotrack_head`, its importer beside it.
 """
 
 from typing import Dict, Tuple
+
+import tensorflow as tf
 
 
 class TappedBlocks:
@@ -26,6 +31,9 @@ class TappedBlocks:
     last = f"block{self.num_blocks - 1}"
     return tuple(names + ([last] if last not in names else []))
 
+  # Plain Python over the layers: nothing for AutoGraph to convert (converting
+  # it once turned the `output_names` property into a call in a long test run).
+  @tf.autograph.experimental.do_not_convert
   def run_blocks(self, x) -> Dict[str, object]:
     wanted = set(self.output_names)
     out = {}
