@@ -8,7 +8,14 @@
 #
 #   SEED=0 OUT=runs/re3_nano_s0 bash train/experiments/re3_nano.sh
 #   SEED=1 OUT=runs/re3_nano_s1 STEPS="train export val" bash train/experiments/re3_nano.sh
-#   SEED=1 OUT=runs/re3_nano_s1 STEPS=ship bash train/experiments/re3_nano.sh  # the shipped one
+#   SEED=1 OUT=runs/re3_nano_s1 STEPS=ship bash train/experiments/re3_nano.sh  # re3_nano
+#
+# The default model (re3_nano_head: NanoTrack's head inside Re3) is the same
+# recipe with its config:
+#   export CONFIG=configs/experiments/re3_nano_head.yaml
+#   SEED=1 OUT=runs/re3_nanohead_s1 bash train/experiments/re3_nano.sh
+#   SEED=1 OUT=runs/re3_nanohead_s1 SHIP_DIR=model/pretrained/re3_nano_head STEPS=ship \
+#     bash train/experiments/re3_nano.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CONFIG=${CONFIG:-configs/experiments/re3_nano.yaml}
