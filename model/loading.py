@@ -54,7 +54,8 @@ def resolve_model_path(path: str) -> str:
   if path == DEFAULT_MODEL_NAME:
     raise ValueError(f"the default model is missing from this installation ({folder}); "
                      "reinstall the package or rebuild it with "
-                     "CONFIG=configs/experiments/re3_nano_head.yaml SEED=1 SHIP_DIR=model/pretrained/re3_nano_head "
+                     "CONFIG=configs/experiments/re3_nano_head.yaml SEED=1 "
+                     "SHIP_DIR=model/pretrained/re3_nano_head "
                      "STEPS='data train ship' bash train/experiments/re3_nano.sh")
   return path
 

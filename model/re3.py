@@ -103,13 +103,16 @@ def _effnet_shapes(cfg: Re3ModelConfig) -> Dict[str, Tuple[int, int, int]]:
 
 
 def template_geometry(cfg: Re3ModelConfig) -> Dict[str, int]:
-  """Sizes of the template memory (model.template: xcorr), from the config.
+  """Sizes of the template memory (model.template: xcorr or nano_head), from the config.
 
-  The template is the central half (rows and columns [n // 4, n - n // 4)) of
-  the init crop's last tower block: at Re3's 2x context that is the target
-  box. `cells` template vectors of `channels` each, correlated with the `grid`
-  positions of the current crop's last block; the template rides in the
-  tracker state as `rows` extra rows of lstm_units (zero-padded)."""
+  With xcorr the template is the central half (rows and columns
+  [n // 4, n - n // 4)) of the init crop's last tower block: at Re3's 2x
+  context that is the target box. `cells` template vectors of `channels`
+  each, correlated with the `grid` positions of the current crop's last
+  block; with nano_head it is the whole block (NanoTrack's template) and
+  `hint` values (NanoTrack's box and peak) join the box regression. The
+  template rides in the tracker state as `rows` extra rows of lstm_units
+  (zero-padded)."""
   if cfg.template == "none":
     return {"cells": 0, "channels": 0, "grid": 0, "rows": 0, "features": 0, "hint": 0}
   h, w, c = _effnet_shapes(cfg)[f"block{cfg.tower_blocks - 1}"]
@@ -318,7 +321,7 @@ class Re3Net(ConfigModelMixin, keras.Model):
     score, hint).
 
     Both crops go through the tower in one call (batch 2N): one set of big
-    convolutions instead of two. With model.template: xcorr, `template`
+    convolutions instead of two. With a template (xcorr or nano_head), `template`
     [N / steps, cells, channels] (one per sequence of `steps` consecutive
     rows) is correlated with each current crop's last block; a sequence whose
     template is all zeros (a zero state: the first step of a target) takes
@@ -480,7 +483,8 @@ class Re3Net(ConfigModelMixin, keras.Model):
 
   def step_scored(self, prev_crops, curr_crops, state: State, training: bool = False):
     """`step` and the tracking score [B] (float32): the template score
-    (`template_score`) with model.template: xcorr, else all NaN (no score)."""
+    (`template_score`) with model.template: xcorr, NanoTrack's peak score with
+    nano_head, else all NaN (no score)."""
     prev_crops = tf.convert_to_tensor(prev_crops)
     curr_crops = tf.convert_to_tensor(curr_crops)
     h1, c1, h2, c2 = state[:LSTM_STATE_PARTS]

@@ -3,15 +3,16 @@
     module = Re3StepModule(net)
     out = module.step(prev=prev_crops, curr=crops, state=state)
     # prev, curr: float32 [B, S, S, 3] crops (0..255 RGB, as `Re3Graph` cuts them)
-    # state: float32 [B, P, units] (h1, c1, h2, c2 and, with model.template:
-    #        xcorr, the template rows; P = net.state_parts; a zero template is
+    # state: float32 [B, P, units] (h1, c1, h2, c2 and, with a model.template
+    #        (xcorr, nano_head), the template rows; P = net.state_parts; a zero template is
     #        filled by the step from `prev`, as in Re3Net.step)
     # -> {"labels": float32 [B, 4], "new_state": float32 [B, P, units],
-    #     "score": float32 [B] (Re3Net.step_scored; NaN without a template)}
+    #     "score": float32 [B] (Re3Net.track_step; NaN without a template)}
 
 It is `Re3Net.track_step` (the step with the trackers' box damping) with the
-state stacked as in `model.tracking_graphs.Re3Graph`, and nothing else: the crop cutting (`crop_and_resize`, which TFLite has no builtin
-kernel for) and labels -> boxes stay on the host (`model.runtimes.StepGraph`),
+state stacked as in `model.tracking_graphs.Re3Graph`, and nothing else: the
+crop cutting (`crop_and_resize`, which TFLite has no builtin kernel for) and
+labels -> boxes stay on the host (`model.runtimes.StepGraph`),
 and the LSTM state stays explicit (the peephole LSTM does not fuse into TFLite's
 LSTM op). The output is `new_state`, not `state`: tf2onnx needs graph inputs and
 outputs to have different names.

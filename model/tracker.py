@@ -193,7 +193,8 @@ class Re3MultiTracker(_Re3Loaders):
   def score(self, target_id) -> float:
     """The target's tracking score after the last update (as OpenCV's
     getTrackingScore): the template similarity of a model with
-    model.template: xcorr, in [-1, 1], low when the target is likely lost;
+    model.template: xcorr, in [-1, 1], or NanoTrack's peak score with
+    nano_head (the default model), in [0, 1]; low when the target is likely lost;
     NaN before the first update or for a model without a template (or an
     export made before scores)."""
     return float(self._scores[self._ids.index(target_id)])

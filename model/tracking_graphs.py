@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from model import geometry
 from model.re3 import LSTM_STATE_PARTS as STATE_PARTS  # (h1, c1, h2, c2): state [B, 4, units]
-# A net with a template memory (model.template: xcorr) carries it in more rows
+# A net with a template memory (model.template: xcorr, nano_head) carries it in more rows
 # after those four: the state is [B, net.state_parts, units].
 
 
@@ -61,7 +61,7 @@ class Re3Graph(tf.Module):
   """The Re3 tracking graph: stateless tf.functions around a Re3Net.
 
   States travel as one float32 tensor [B, P, units] (h1, c1, h2, c2, then the
-  template rows of a net with model.template: xcorr; P = `state_parts`), boxes as
+  template rows of a net with a model.template; P = `state_parts`), boxes as
   float32 [B, 4] xywh pixels, images as uint8 [H, W, 3]. Batched functions
   (`*_batch`) take B targets in one frame; single-object ones squeeze B = 1.
 
