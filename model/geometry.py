@@ -498,7 +498,11 @@ def crop_cv2(image, windows_xyxy, size=CROP_SIZE) -> np.ndarray:
     ya, yb = int(np.floor(ys[rows][0])), min(h, int(np.floor(ys[rows][-1])) + 2)
     region = img[ya:yb, xa:xb].astype(np.float32)
     m = np.array([[sx[n], 0.0, x0[n] - xa], [0.0, sy[n], y0[n] - ya]])
-    crop = cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE).reshape(size, size, -1)
-    out[n] = crop * (rows[:, None, None] & cols[None, :, None])
+    dst = out[n] if img.shape[2] > 1 else out[n, :, :, 0]          # warped in place
+    cv2.warpAffine(region, m, (size, size), dst=dst,
+                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    if not rows.all():
+      out[n][~rows] = 0.0
+    if not cols.all():
+      out[n][:, ~cols] = 0.0
   return out
