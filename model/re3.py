@@ -77,7 +77,7 @@ from configs import base
 from configs.model import Re3ModelConfig
 from model.towers.efficientnet_lite import STEM_FILTERS, EfficientNetLiteTower, block_specs
 from model.towers.efficientnet_lite import tower_shapes as effnet_tower_shapes
-from model.towers import nanotrack
+from model.towers import nanotrack, nanotrack_head
 from model.towers.nanotrack_head import NanoTrackHead
 from model.geometry import LABEL_SCALE, damp_labels_tf
 from model.layers import (PACKAGE, ConfigModelMixin, GroupedConv2D, LocalResponseNorm, MeanSubtract,
@@ -581,7 +581,7 @@ def build_re3(cfg: Union[Re3ModelConfig, dict, None] = None, name: str = "re3") 
 
 def _nano_head_parameters() -> int:
   """Weights of NanoTrack v2's head (model.towers.nanotrack_head), per its structure."""
-  from model.towers import nanotrack_head as nh
+  nh = nanotrack_head
   cells, f, hid = nh.TEMPLATE_GRID ** 2, nh.FEATURES, nh.HIDDEN
   total = 0
   for _, _, _, outputs in nh.BRANCHES.values():

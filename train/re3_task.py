@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -144,8 +143,7 @@ class Re3Task(Task):
         path = nanotrack.find_weights() if path == "auto" else path
         loaded = nanotrack.load_tower_weights(net, path)
         if self.cfg.model.template == "nano_head":
-          head_path = os.path.join(os.path.dirname(path), nanotrack_head.HEAD_FILE)
-          loaded.update(nanotrack_head.load_head_weights(net, head_path))
+          loaded.update(nanotrack_head.load_head_weights(net, nanotrack_head.head_beside(path)))
           init_head_from_hint(net)
       else:
         if path == "auto":

@@ -36,7 +36,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from model.layers import PACKAGE
-from model.towers.nanotrack import PEER_DIR, NanoTrackImportError, assign_checked, open_onnx
+from model.towers.nanotrack import (PEER_DIR, NanoTrackImportError, assign_checked, find_weights,
+                                    open_onnx)
 
 HEAD_FILE = "nanotrack_head_sim.onnx"
 FEATURES = 48          # backbone channels the head takes
@@ -207,12 +208,16 @@ def load_head_weights(obj, path: str) -> Dict[str, Tuple[int, ...]]:
   return {name: tuple(v.shape) for v, _, name in plan if "kernel" in v.name}
 
 
-def find_head_weights(peer_models=None) -> str:
-  """The head file in a peer-models directory (as nanotrack.find_weights)."""
-  from model.towers import nanotrack
-  backbone = nanotrack.find_weights(peer_models)
-  path = os.path.join(os.path.dirname(backbone), HEAD_FILE)
+def head_beside(backbone_path: str) -> str:
+  """The head file beside a backbone file (OpenCV ships the two together); a
+  missing one is named."""
+  path = os.path.join(os.path.dirname(backbone_path), HEAD_FILE)
   if not os.path.isfile(path):
     raise NanoTrackImportError(f"NanoTrack v2 head not found: {path} (pass a peer-models directory "
                                f"holding {PEER_DIR}/{HEAD_FILE}, or set RE3_PEER_MODELS)")
   return path
+
+
+def find_head_weights(peer_models=None) -> str:
+  """The head file in a peer-models directory (as nanotrack.find_weights)."""
+  return head_beside(find_weights(peer_models))
