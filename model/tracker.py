@@ -216,9 +216,9 @@ class Re3MultiTracker(_Re3Loaders):
       reset = (counts % self.reset_period) == 0
     else:
       reset = np.zeros(counts.shape, bool)
-    out = self._carry(
-        self._crops, tf.convert_to_tensor(img), tf.constant(self._boxes), self._state,
-        self._initial, tf.constant(reset))
+    # Arrays as they are: the TF graph's concrete function converts them, a
+    # LiteRT/ONNX StepGraph reads them without a copy of the frame.
+    out = self._carry(self._crops, img, self._boxes, self._state, self._initial, reset)
     self._boxes = np.asarray(out["boxes"])
     self._state = out["state"]
     self._crops = out["crops"]
